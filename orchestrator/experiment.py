@@ -1,0 +1,267 @@
+"""One experiment on Ray Tune: preflight, the Tuner over the scan, progress, and the results tables.
+
+``run_experiment`` is what ``hwnas search`` calls. Order matters: the config is already typed; the
+profiles and the storage are checked before Ray is even contacted, the cost service is started (or
+found) before the Tuner runs, and only then do trials start. Tune's own storage is the experiment's
+folder, so checkpoints and experiment state live beside ``trials.parquet`` and ``pareto.parquet``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+
+from .experiment_config import ExperimentConfig
+from .results import COMPLETED, FAILED, INCOMPLETE, front_of, make_row, rows_to_table
+from .storage import Storage
+
+log = logging.getLogger("hwnas.search")
+
+TRIALS_FILE = "trials.parquet"
+PARETO_FILE = "pareto.parquet"
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    name: str
+    uri: str  # <storage>/<name>
+    trials: pa.Table
+    front: pa.Table
+    seconds: float
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(self.trials.column("status").to_pylist()))
+
+    def describe(self) -> str:
+        c = self.counts
+        lines = [f"experiment {self.name}: {self.trials.num_rows} trials ({c.get(COMPLETED, 0)} completed, "
+                 f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete) in {self.seconds:.0f}s",
+                 f"  trials: {self.uri}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {self.uri}/{PARETO_FILE}"]
+        for r in self.front.to_pylist():
+            lines.append(f"    {r['trial_id']}: seed={r['seed']} lambda_time={r['lambda_time']:g} "
+                         f"lambda_energy={r['lambda_energy']:g} accuracy={r['accuracy']:.4f} "
+                         f"dram_time_us={r['dram_time_us']:.4g} dram_energy_uj={r['dram_energy_uj']:.4g}")
+        for r in self.trials.to_pylist():
+            if r["status"] == FAILED:
+                lines.append(f"  failed {r['trial_id']}: {r['error_message']}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- preflight
+def check_profiles(exp: ExperimentConfig) -> None:
+    """Unknown processor profiles fail here, before Ray and before any trial."""
+    from cost_models.profile import load_profile
+
+    for name in exp.profile_list:
+        load_profile(name)  # ValueError naming the profile
+
+
+def cost_service_available() -> bool:
+    try:
+        import cost_models.service  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name == "cost_models.service":
+            return False
+        raise
+    return True
+
+
+def connect(address: str | None, namespace: str) -> None:
+    """Connect to Ray (``address`` as ``ray.init`` takes it; None = a local cluster), unless connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"namespace": namespace, "log_to_driver": True}
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs["include_dashboard"] = False
+    ray.init(**kwargs)
+
+
+def trial_resources(exp: ExperimentConfig) -> dict[str, float]:
+    """{"cpu": ..., "gpu": 1} when the cluster has GPUs (gpus_per_trial=-1), CPU only otherwise."""
+    import ray
+
+    gpus = exp.gpus_per_trial
+    if gpus < 0:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    res = {"cpu": exp.cpus_per_trial}
+    if gpus > 0:
+        res["gpu"] = gpus
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- the scan
+def build_param_space(exp: ExperimentConfig, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Tune's param_space: the base search config plus the scan dimensions (grid: tune.grid_search each).
+
+    The one place the scan is constructed; ``exp.grid_points()`` lists the same points without Ray.
+    """
+    from ray import tune
+
+    from trainables.tune import RESERVED_KEY
+
+    if exp.scan != "grid":
+        raise ValueError(f"scan {exp.scan!r} is not implemented by build_param_space")
+    space: dict[str, Any] = exp.search.to_dict()
+    space.update(seed=tune.grid_search(list(exp.seeds)), lambda_time=tune.grid_search(list(exp.lambda_time)),
+                 lambda_energy=tune.grid_search(list(exp.lambda_energy)),
+                 profile=tune.grid_search(list(exp.profile_list)))
+    space[RESERVED_KEY] = dict(options)
+    return space
+
+
+def _progress_callback():
+    from ray import tune
+
+    class Progress(tune.Callback):
+        """One log line per trial epoch: trials by state, the trial's point, stage, epoch, accuracy, cost."""
+
+        def _states(self, trials) -> str:
+            c = Counter(t.status for t in trials)
+            return " ".join(f"{k.lower()}={v}" for k, v in sorted(c.items()))
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            log.info("[%s] started %s (%s)", trial.trial_id, _point(trial.config), self._states(trials))
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result.get("phase") == "done":
+                log.info("[%s] done: accuracy=%.4f dram_time_us=%.4g dram_energy_uj=%.4g (%s)", trial.trial_id,
+                         result.get("accuracy", float("nan")), result.get("dram_time_us", float("nan")),
+                         result.get("dram_energy_uj", float("nan")), self._states(trials))
+                return
+            acc = result.get("val_acc", result.get("train_acc"))
+            log.info("[%s] %s %s epoch %s: train_loss=%s val_acc=%s E[dram_time_us]=%s E[dram_energy_uj]=%s (%s)",
+                     trial.trial_id, _point(trial.config), result.get("phase"), result.get("epoch"),
+                     _fmt(result.get("train_loss")), _fmt(acc), _fmt(result.get("expected_dram_time_us")),
+                     _fmt(result.get("expected_dram_energy_uj")), self._states(trials))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            log.warning("[%s] failed %s (%s)", trial.trial_id, _point(trial.config), self._states(trials))
+
+    return Progress()
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _point(config: Mapping[str, Any]) -> str:
+    return (f"seed={config.get('seed')} lambda_time={config.get('lambda_time')} "
+            f"lambda_energy={config.get('lambda_energy')} profile={config.get('profile')}")
+
+
+def build_tuner(exp: ExperimentConfig, storage: Storage, options: Mapping[str, Any], resume: bool = False):
+    from ray import tune
+
+    from trainables.tune import search_trainable
+
+    trainable = tune.with_resources(search_trainable, trial_resources(exp))
+    storage_path, storage_fs = storage.tune_storage()
+    if resume:
+        path = storage.path(exp.name)
+        if not tune.Tuner.can_restore(path, storage_filesystem=storage_fs):
+            raise ValueError(f"no Tune experiment state to resume under {storage.uri_of(exp.name)}")
+        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True, storage_filesystem=storage_fs)
+    run_config = tune.RunConfig(
+        name=exp.name, storage_path=storage_path, storage_filesystem=storage_fs,
+        failure_config=tune.FailureConfig(max_failures=exp.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[_progress_callback()], verbose=0)
+    tune_config = tune.TuneConfig(max_concurrent_trials=exp.max_concurrent_trials or None)
+    return tune.Tuner(trainable, param_space=build_param_space(exp, options), run_config=run_config,
+                      tune_config=tune_config)
+
+
+# ---------------------------------------------------------------------------------------------- results
+def error_text(error: BaseException | None) -> str | None:
+    """The failure as one line: the original exception's type and message (not Ray's wrapper)."""
+    if error is None:
+        return None
+    cause = getattr(error, "cause", None) or error
+    msg = str(cause).strip()
+    text = f"{type(cause).__name__}: {msg}" if msg else type(cause).__name__
+    return text[-4000:]
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def result_rows(experiment: str, results: Iterable[Any]) -> list[dict[str, Any]]:
+    """Tune ``Result``s (``.metrics``, ``.config``, ``.error``) -> result rows; every trial gives one row."""
+    from trainables.tune import RESERVED_KEY
+
+    rows = []
+    for i, r in enumerate(results):
+        metrics = dict(r.metrics or {})
+        config = {k: v for k, v in (r.config or metrics.get("config") or {}).items() if k != RESERVED_KEY}
+        trial_id = metrics.get("trial_id") or f"trial_{i:05d}"
+        completed = metrics.get("phase") == "done" and "genotype" in metrics and r.error is None
+        record = {k: _decode(v) for k, v in metrics.items()} if completed else None
+        if record and isinstance(record.get("config"), dict):
+            config = record["config"]
+        status = COMPLETED if completed else (FAILED if r.error is not None else INCOMPLETE)
+        msg = error_text(r.error) if r.error is not None else (None if completed else "stopped without a final record")
+        rows.append(make_row(experiment, trial_id, config, record, status=status, error_message=msg))
+    return rows
+
+
+def write_results(storage: Storage, name: str, rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+    """Both tables of an experiment, replacing earlier ones (never appending)."""
+    table = rows_to_table(rows)
+    front = front_of(table)
+    exp_dir = storage.child(name)
+    exp_dir.write_table(TRIALS_FILE, table)
+    exp_dir.write_table(PARETO_FILE, front)
+    return table, front
+
+
+# ---------------------------------------------------------------------------------------------- entry
+def preflight(exp: ExperimentConfig) -> Storage:
+    """Everything that can fail without running a trial: profiles and storage (StorageError/ValueError)."""
+    check_profiles(exp)
+    return Storage.from_uri(exp.storage, exp.endpoint_url or None).check()
+
+
+def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bool = False) -> ExperimentSummary:
+    """Run (or, with ``resume``, continue via ``tune.Tuner.restore``) the experiment; write its tables."""
+    t0 = time.perf_counter()
+    storage = preflight(exp)
+    connect(address, exp.namespace)
+    import ray
+
+    options: dict[str, Any] = {"namespace": ray.get_runtime_context().namespace}
+    if cost_service_available():
+        from cost_models.service import get_cost_service
+
+        get_cost_service(name=exp.cost_service, namespace=options["namespace"])  # started or found, before trials
+        options["cost_service"] = exp.cost_service
+    else:
+        log.warning("cost_models.service not available: trials use the in-process cost model")
+    points = exp.grid_points()
+    log.info("experiment %s: %d trials (%s) -> %s, resources per trial %s", exp.name, len(points), exp.scan,
+             storage.uri_of(exp.name), trial_resources(exp))
+    tuner = build_tuner(exp, storage, options, resume=resume)
+    grid = tuner.fit()
+    rows = result_rows(exp.name, grid)
+    table, front = write_results(storage, exp.name, rows)
+    return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0)
+
+
+def resume_experiment(exp: ExperimentConfig, address: str | None = None) -> ExperimentSummary:
+    """The hook for ``hwnas search --resume NAME``: restores Tune's state from <storage>/<name>."""
+    return run_experiment(exp, address=address, resume=True)

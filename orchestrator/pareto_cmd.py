@@ -1,0 +1,97 @@
+"""``hwnas pareto URI``: read an experiment's front (local or S3), print it, write it, plot it."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+# the columns the table format shows (csv and json carry every column)
+TABLE_COLUMNS = ("trial_id", "seed", "profile", "lambda_time", "lambda_energy", "accuracy", "error",
+                 "dram_time_us", "dram_energy_uj", "dram_bytes", "params", "skip_count")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pareto", help="print, write and plot an experiment's accuracy / DRAM-cost front",
+        description="Read <storage>/<name>/pareto.parquet and trials.parquet (a local folder or s3://bucket/prefix/name), "
+                    "print the front sorted by error, optionally write it and plot it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  hwnas pareto hwnas-results/fashion --plot front.png\n"
+               "  hwnas pareto s3://bucket/runs/fashion --format csv --out front.csv")
+    p.add_argument("uri", metavar="URI", help="the experiment folder, <storage>/<name>: a path or s3://bucket/prefix/name")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table: aligned text with the main columns (default); csv / json: every column")
+    p.add_argument("--out", metavar="FILE",
+                   help="also write the front to FILE in --format (FILE ending in .parquet: Parquet)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="plot accuracy against DRAM time and against DRAM energy: every trial, the front highlighted")
+    p.add_argument("--endpoint-url", metavar="URL",
+                   help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
+    p.set_defaults(func=main)
+
+
+def load(uri: str, endpoint_url: str | None = None) -> tuple[pa.Table, pa.Table]:
+    """(trials, front) of the experiment at ``uri``; the front sorted by error."""
+    from .experiment import PARETO_FILE, TRIALS_FILE
+    from .results import conform, front_of
+    from .storage import Storage
+
+    storage = Storage.from_uri(uri, endpoint_url)
+    if storage.is_s3:
+        storage.check()  # unreachable endpoint / missing bucket / no credentials: one clear line
+    trials = conform(storage.read_table(TRIALS_FILE))
+    front = front_of(conform(storage.read_table(PARETO_FILE)))
+    return trials, front
+
+
+def render(front: pa.Table, fmt: str) -> str:
+    rows = front.to_pylist()
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=front.column_names, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue()
+    cells = [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(TABLE_COLUMNS)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(TABLE_COLUMNS, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:.4g}"
+    return str(v)
+
+
+def main(args: argparse.Namespace) -> int:
+    trials, front = load(args.uri, args.endpoint_url)
+    text = render(front, args.format)
+    sys.stdout.write(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(front, out)
+        else:
+            out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    if args.plot:
+        from .plot import plot_front
+
+        print(f"wrote {plot_front(trials, args.plot, title=args.uri.rstrip('/').rsplit('/', 1)[-1])}", file=sys.stderr)
+    n_failed = sum(s != "completed" for s in trials.column("status").to_pylist())
+    print(f"{front.num_rows} on the front of {trials.num_rows} trials ({n_failed} not completed)", file=sys.stderr)
+    return 0

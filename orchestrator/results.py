@@ -1,0 +1,156 @@
+"""The results table: one row per trial, a fixed pyarrow schema (documented in README, "Results schema").
+
+Rows come from two places: the final record a completed trial reports (``SearchResult.to_record()``,
+nested values as JSON strings) and, for a trial that failed, only its configuration and its error text.
+Failed trials are never dropped: they keep their status and ``error_message``, with null metrics.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+
+# status values of the ``status`` column
+COMPLETED = "completed"  # the search ran to its end and reported a full record
+FAILED = "failed"  # the trial raised (after Tune's retries); error_message says why
+INCOMPLETE = "incomplete"  # stopped without a final record and without an error (e.g. interrupted)
+
+# (name, type, meaning): the single source of the schema and of README's table
+COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("experiment", pa.string(), "experiment name (`--name`)"),
+    ("trial_id", pa.string(), "Ray Tune trial id, unique within the experiment"),
+    ("seed", pa.int64(), "random seed of the trial"),
+    ("profile", pa.string(), "processor profile whose DRAM costs entered the loss"),
+    ("dataset", pa.string(), "fashion | cifar10 | synthetic"),
+    ("lambda_time", pa.float64(), "weight of the expected DRAM time term in the search loss"),
+    ("lambda_energy", pa.float64(), "weight of the expected DRAM energy term in the search loss"),
+    ("status", pa.string(), "completed | failed | incomplete"),
+    ("accuracy", pa.float64(), "test accuracy of the derived target network (0..1); null unless completed"),
+    ("error", pa.float64(), "classification error = 1 - accuracy, the minimised objective; null unless completed"),
+    ("error_message", pa.string(), "why the trial failed (exception type and message); null unless failed"),
+    ("supernet_accuracy", pa.float64(), "validation accuracy of the stage-2 supernet at the end of the search"),
+    ("dram_time_us", pa.float64(), "DRAM access time of the derived network's inference on the profile, microseconds"),
+    ("dram_energy_uj", pa.float64(), "DRAM access energy of the same inference, microjoules"),
+    ("dram_bytes", pa.int64(), "bytes moved to and from DRAM by the same inference"),
+    ("params", pa.int64(), "parameters of the derived network"),
+    ("flops", pa.int64(), "multiply-accumulate FLOPs of one inference of the derived network"),
+    ("skip_count", pa.int64(), "skip_connect operators in the derived genotype (all cells)"),
+    ("search_seconds", pa.float64(), "wall time of the whole trial (both stages and the evaluation), seconds"),
+    ("stage1_epochs", pa.int64(), "epochs stage 1 ran until convergence (or max_epochs)"),
+    ("stage2_epochs", pa.int64(), "epochs stage 2 ran"),
+    ("groups", pa.string(), "JSON: operator groups, group name -> list of operator names"),
+    ("stage1_choice", pa.string(), "JSON: stage-1 winning group per cell, per edge"),
+    ("genotype", pa.string(), "JSON: derived genotype, {\"cells\": [{\"reduction\", \"edges\": [[op, from, to]]}]}"),
+    ("config", pa.string(), "JSON: the trial's full SearchConfig (reproduce it with `hwnas trial`)"),
+    ("is_pareto", pa.bool_(), "on the non-dominated front of (error, dram_time_us, dram_energy_uj) over completed rows"),
+)
+
+SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _ in COLUMNS])
+_JSON_COLUMNS = ("groups", "stage1_choice", "genotype")
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value  # already JSON (nested values travel through Tune as JSON strings)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    f = _float(value)
+    if f is None or not math.isfinite(f):
+        return None
+    return int(round(f))
+
+
+def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: Mapping[str, Any] | None = None,
+             status: str | None = None, error_message: str | None = None) -> dict[str, Any]:
+    """One trial as a row. ``config`` is the trial's search config (dict), ``record`` its final record."""
+    rec = dict(record or {})
+    if status is None:
+        status = COMPLETED if record else (FAILED if error_message else INCOMPLETE)
+    completed = status == COMPLETED
+
+    def pick(key: str) -> Any:
+        return rec.get(key, config.get(key))
+
+    accuracy = _float(rec.get("accuracy")) if completed else None
+    row: dict[str, Any] = {
+        "experiment": experiment,
+        "trial_id": str(trial_id),
+        "seed": _int(pick("seed")),
+        "profile": None if pick("profile") is None else str(pick("profile")),
+        "dataset": None if pick("dataset") is None else str(pick("dataset")),
+        "lambda_time": _float(pick("lambda_time")),
+        "lambda_energy": _float(pick("lambda_energy")),
+        "status": status,
+        "accuracy": accuracy,
+        "error": None if accuracy is None else 1.0 - accuracy,
+        "error_message": error_message if status != COMPLETED else None,
+        "supernet_accuracy": _float(rec.get("supernet_accuracy")),
+        "dram_time_us": _float(rec.get("dram_time_us")) if completed else None,
+        "dram_energy_uj": _float(rec.get("dram_energy_uj")) if completed else None,
+        "dram_bytes": _int(rec.get("dram_bytes")),
+        "params": _int(rec.get("params")),
+        "flops": _int(rec.get("flops")),
+        "skip_count": _int(rec.get("skip_count")),
+        "search_seconds": _float(rec.get("seconds", rec.get("search_seconds"))),
+        "stage1_epochs": _int(rec.get("stage1_epochs")),
+        "stage2_epochs": _int(rec.get("stage2_epochs")),
+        "config": _json(dict(config)) if config else None,
+        "is_pareto": False,
+    }
+    for key in _JSON_COLUMNS:
+        row[key] = _json(rec.get(key))
+    return row
+
+
+def rows_to_table(rows: Iterable[Mapping[str, Any]], with_pareto: bool = True) -> pa.Table:
+    """Rows -> a table with exactly ``SCHEMA``, sorted by trial_id; ``is_pareto`` recomputed."""
+    rows = sorted((dict(r) for r in rows), key=lambda r: (str(r.get("trial_id")),))
+    columns = {name: [r.get(name) for r in rows] for name, _, _ in COLUMNS}
+    columns["is_pareto"] = [bool(v) for v in columns["is_pareto"]]
+    table = pa.table({name: pa.array(columns[name], type=typ) for name, typ, _ in COLUMNS}, schema=SCHEMA)
+    if with_pareto:
+        from .pareto import pareto_mask
+
+        mask = pareto_mask(table)
+        table = table.set_column(table.schema.get_field_index("is_pareto"), "is_pareto", pa.array(mask, pa.bool_()))
+    return table
+
+
+def front_of(table: pa.Table) -> pa.Table:
+    """The non-dominated rows, sorted by error (then DRAM time, DRAM energy, trial id)."""
+    front = table.filter(table.column("is_pareto"))
+    if front.num_rows == 0:
+        return front
+    return front.sort_by([("error", "ascending"), ("dram_time_us", "ascending"),
+                          ("dram_energy_uj", "ascending"), ("trial_id", "ascending")])
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """A table read back from Parquet, checked against ``SCHEMA`` (columns in order, types cast)."""
+    missing = [name for name in SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"not an hwnas results table: missing columns {missing}")
+    return table.select(SCHEMA.names).cast(SCHEMA)
+
+
+def schema_markdown() -> str:
+    """README's results table, generated from ``COLUMNS`` so the two never drift apart."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    for name, typ, meaning in COLUMNS:
+        lines.append(f"| `{name}` | {typ} | {meaning.replace('|', '/')} |")
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""Where an experiment's results (and Ray Tune's own state and checkpoints) live: a local folder or S3.
+
+``Storage.from_uri`` parses the location without touching the network; ``check()`` is the preflight
+that must pass before any trial starts: for S3 it asks boto3 (standard AWS credential chain,
+``AWS_ENDPOINT_URL`` / ``--endpoint-url`` for S3-compatible stores) for the bucket, so an unreachable
+endpoint, a missing bucket or missing credentials is one clear ``StorageError``. Parquet goes through
+pyarrow; a rewrite replaces the file (never appends).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+DEFAULT_STORAGE = "./hwnas-results"
+
+
+class StorageError(ValueError):
+    """The results location cannot be used; the message says which location and why."""
+
+
+def endpoint_from_env() -> str | None:
+    # the variables boto3 honours, service-specific first
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+class Storage:
+    """A results root: ``root`` is the path inside ``filesystem`` (an absolute local path or
+    ``bucket/prefix``), ``uri`` the user-facing form (path or ``s3://bucket/prefix``)."""
+
+    def __init__(self, uri: str, root: str, is_s3: bool, endpoint_url: str | None = None,
+                 region: str | None = None) -> None:
+        self.uri = uri
+        self.root = root.rstrip("/") if root != "/" else root
+        self.is_s3 = is_s3
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._fs: pafs.FileSystem | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_uri(cls, uri: str | os.PathLike | None, endpoint_url: str | None = None) -> "Storage":
+        text = str(uri) if uri not in (None, "") else DEFAULT_STORAGE
+        parsed = urlparse(text)
+        if parsed.scheme == "s3":
+            bucket = parsed.netloc
+            prefix = parsed.path.strip("/")
+            if not bucket:
+                raise StorageError(f"storage {text!r}: no bucket name (expected s3://bucket/prefix)")
+            endpoint = endpoint_url or endpoint_from_env()
+            if endpoint and not urlparse(endpoint).scheme in ("http", "https"):
+                raise StorageError(f"endpoint URL {endpoint!r}: expected http://host:port or https://host")
+            root = f"{bucket}/{prefix}" if prefix else bucket
+            return cls(f"s3://{root}", root, True, endpoint,
+                       os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+        if parsed.scheme == "file":
+            text = parsed.path
+        elif parsed.scheme and len(parsed.scheme) > 1:  # (a one-letter scheme is a Windows drive)
+            raise StorageError(f"storage {text!r}: unsupported scheme {parsed.scheme!r}; use a local path or s3://bucket/prefix")
+        path = str(Path(text).expanduser().resolve())
+        return cls(path, path, False)
+
+    @property
+    def bucket(self) -> str:
+        return self.root.split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        return self.root.split("/", 1)[1] if "/" in self.root else ""
+
+    def child(self, *parts: str) -> "Storage":
+        """The storage one level down (an experiment's folder), sharing this one's filesystem."""
+        sub = Storage(self.uri_of(*parts), self.path(*parts), self.is_s3, self.endpoint_url, self.region)
+        sub._fs = self._fs
+        return sub
+
+    def path(self, *parts: str) -> str:
+        """Path inside ``filesystem``."""
+        return "/".join([self.root, *[p.strip("/") for p in parts if p]]) if parts else self.root
+
+    def uri_of(self, *parts: str) -> str:
+        return ("s3://" if self.is_s3 else "") + self.path(*parts)
+
+    # ------------------------------------------------------------------ preflight
+    def check(self) -> "Storage":
+        """Fail now, with a clear message, if the location cannot be written (before any trial)."""
+        if self.is_s3:
+            self._check_s3()
+        else:
+            p = Path(self.root)
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"storage {self.uri!r}: cannot create the folder ({exc.strerror or exc})") from None
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise StorageError(f"storage {self.uri!r}: folder is not writable")
+        return self
+
+    def _boto_client(self):
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"})
+        kwargs = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
+        if self.region:
+            kwargs["region_name"] = self.region
+        return boto3.session.Session().client("s3", config=cfg, **kwargs)
+
+    def _check_s3(self) -> None:
+        from botocore import exceptions as bx
+
+        where = f"storage {self.uri!r}" + (f" at endpoint {self.endpoint_url}" if self.endpoint_url else "")
+        try:
+            client = self._boto_client()
+            resp = client.head_bucket(Bucket=self.bucket)
+        except (bx.NoCredentialsError, bx.PartialCredentialsError) as exc:
+            raise StorageError(f"{where}: no usable AWS credentials ({exc}); set AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or ~/.aws/credentials") from None
+        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
+                bx.ConnectionClosedError) as exc:
+            raise StorageError(f"{where}: cannot reach the S3 endpoint ({exc})") from None
+        except bx.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("404", "NoSuchBucket") or status == 404:
+                raise StorageError(f"{where}: bucket {self.bucket!r} does not exist") from None
+            if code in ("403", "AccessDenied") or status == 403:
+                raise StorageError(f"{where}: access to bucket {self.bucket!r} denied (check the credentials)") from None
+            raise StorageError(f"{where}: {exc}") from None
+        except bx.BotoCoreError as exc:
+            raise StorageError(f"{where}: {exc}") from None
+        except ValueError as exc:  # e.g. a malformed endpoint URL
+            raise StorageError(f"{where}: {exc}") from None
+        headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        self.region = self.region or headers.get("x-amz-bucket-region") or None
+
+    # ------------------------------------------------------------------ pyarrow
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        if self._fs is None:
+            if self.is_s3:
+                kwargs: dict = {"region": self.region or "us-east-1"}
+                if self.endpoint_url:
+                    ep = urlparse(self.endpoint_url)
+                    kwargs.update(endpoint_override=ep.netloc + ep.path.rstrip("/"), scheme=ep.scheme or "https")
+                self._fs = pafs.S3FileSystem(**kwargs)
+            else:
+                self._fs = pafs.LocalFileSystem()
+        return self._fs
+
+    def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:
+        """(storage_path, storage_filesystem) for ``tune.RunConfig``: Tune writes under the same root."""
+        if self.is_s3:
+            return self.root, self.filesystem  # Tune wants bucket/prefix without the scheme here
+        return self.root, None
+
+    def exists(self, *parts: str) -> bool:
+        return self.filesystem.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    def write_table(self, name: str, table: pa.Table) -> str:
+        """Write (replace) ``name`` as Parquet; returns its URI."""
+        target = self.path(name)
+        fs = self.filesystem
+        if self.is_s3:
+            pq.write_table(table, target, filesystem=fs)  # one PUT: replaced atomically
+        else:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{Path(target).name}.", suffix=f".{uuid.uuid4().hex[:6]}.tmp",
+                                       dir=str(Path(target).parent))
+            os.close(fd)
+            try:
+                pq.write_table(table, tmp)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return self.uri_of(name)
+
+    def read_table(self, name: str) -> pa.Table:
+        target = self.path(name)
+        try:
+            info = self.filesystem.get_file_info(target)
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.uri_of(name)}: {exc}") from None
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{self.uri_of(name)} does not exist (is {self.uri!r} an experiment folder, <storage>/<name>?)")
+        return pq.read_table(target, filesystem=self.filesystem)
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri!r}" + (f", endpoint_url={self.endpoint_url!r})" if self.endpoint_url else ")")

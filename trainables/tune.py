@@ -1,0 +1,99 @@
+"""The Ray Tune trainable: one trial = one full two-stage search (``run_search``).
+
+The only module of ``trainables`` that imports Ray. The trial's config dict is a flat ``SearchConfig``
+dict plus one reserved key, ``_hwnas`` (the cost service's actor name and namespace). Every epoch the
+search writes its checkpoint file and then calls the report adapter, which hands Tune the metrics with a
+``tune.Checkpoint`` holding a copy of that file; a restarted trial gets it back from
+``tune.get_checkpoint()`` and the search resumes where it stopped. The final report carries the record
+(nested values as JSON strings) and ``done``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ray import tune
+
+from .config import SearchConfig
+
+log = logging.getLogger(__name__)
+
+RESERVED_KEY = "_hwnas"  # trial options that are not search config
+CHECKPOINT_FILE = "search.ckpt"  # name of the search checkpoint inside a Tune checkpoint directory
+
+
+def split_trial_config(config: Mapping[str, Any]) -> tuple[SearchConfig, dict[str, Any]]:
+    """Tune's dict -> (the typed SearchConfig, the orchestrator's options)."""
+    options = dict(config.get(RESERVED_KEY) or {})
+    return SearchConfig.from_dict({k: v for k, v in config.items() if k != RESERVED_KEY}), options
+
+
+def record_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The final report: the record with nested values as JSON strings (Tune flattens dicts otherwise)."""
+    out = {k: json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list, tuple)) else v
+           for k, v in record.items()}
+    out.update(phase="done", done=True)
+    return out
+
+
+class TuneReporter:
+    """Adapter from ``run_search``'s ``report(metrics)`` to ``tune.report(metrics, checkpoint=...)``."""
+
+    def __init__(self, checkpoint_path: Path, report_fn: Callable[..., None] | None = None) -> None:
+        self.checkpoint_path = Path(checkpoint_path)
+        self._report = report_fn or tune.report
+
+    def __call__(self, metrics: Mapping[str, Any], final: bool = False) -> None:
+        metrics = dict(metrics)
+        if not self.checkpoint_path.exists():
+            self._report(metrics)
+            return
+        # a copy: the search rewrites its file next epoch while Tune may still be persisting this one
+        with tempfile.TemporaryDirectory(prefix="hwnas-ckpt-") as tmp:
+            shutil.copy2(self.checkpoint_path, Path(tmp) / CHECKPOINT_FILE)
+            self._report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def restore_checkpoint(target: Path) -> bool:
+    """Copy the trial's last Tune checkpoint (if any) to ``target``; True if there was one."""
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return False
+    with ckpt.as_directory() as d:
+        src = Path(d) / CHECKPOINT_FILE
+        if not src.exists():
+            log.warning("Tune checkpoint %s has no %s; starting the search afresh", ckpt, CHECKPOINT_FILE)
+            return False
+        shutil.copy2(src, target)
+    return True
+
+
+def cost_query_fn(options: Mapping[str, Any]):
+    """The cost service's query function (actor found by name), or None for the in-process cost model."""
+    name = options.get("cost_service")
+    if not name:
+        return None
+    from cost_models.service import actor_query_fn, get_cost_service
+
+    return actor_query_fn(get_cost_service(name=name, namespace=options.get("namespace")))
+
+
+def search_trainable(config: dict[str, Any]) -> None:
+    search_config, options = split_trial_config(config)
+    from . import run_search  # torch and the data modules load in the trial's worker only
+
+    query_fn = cost_query_fn(options)
+    workdir = Path(tempfile.mkdtemp(prefix="hwnas-trial-"))
+    try:
+        checkpoint = workdir / CHECKPOINT_FILE
+        if restore_checkpoint(checkpoint):
+            log.info("trial resumes from its checkpoint")
+        reporter = TuneReporter(checkpoint)
+        result = run_search(search_config, report=reporter, checkpoint=checkpoint, query_fn=query_fn)
+        reporter(record_metrics(result.to_record()))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
