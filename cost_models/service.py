@@ -1,0 +1,143 @@
+"""The cost service: one named Ray actor per experiment that answers every trial's DRAM cost queries.
+
+* Found by name: :func:`get_cost_service` creates it or returns the existing one (``get_if_exists``),
+  so every trial of an experiment shares one actor and one cache.
+* Restartable: ``max_restarts=-1`` (Ray restarts it whenever it dies) and ``max_task_retries`` so a
+  call in flight when it died is re-sent to the restarted actor. The model is a pure function, so a
+  restarted actor (empty cache) answers exactly the same costs.
+* Batched, cached: :meth:`CostServiceImpl.query` takes a list of queries (``CostQuery`` or plain dicts)
+  and answers a list of dicts, one per query, in order; results are cached in memory.
+* Errors are answers: a bad query (unknown profile or operator, non-positive or non-integer shape,
+  unsupported stride) gets ``{"error": message, "query": ...}`` and the actor stays alive;
+  :func:`actor_query_fn` turns it into a :class:`CostQueryError` in the caller.
+* :meth:`CostServiceImpl.export_table` returns everything it computed as a ``pyarrow.Table``.
+
+This is the only module of ``cost_models`` that imports Ray.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import pyarrow as pa
+import ray
+
+from .profile import CostQueryError
+from .query import CostQuery, QueryFn, compute
+from .traffic import OpCost
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "hwnas-cost"
+#: Ray restarts the actor without bound; a call is re-sent this many times across restarts.
+MAX_TASK_RETRIES = 5
+
+_QUERY_SCHEMA = [("profile", pa.string()), ("op", pa.string()), ("c_in", pa.int64()), ("c_out", pa.int64()),
+                 ("h", pa.int64()), ("w", pa.int64()), ("stride", pa.int64()), ("batch", pa.int64())]
+_COST_SCHEMA = [("profile_name", pa.string()), ("dram_read_bytes", pa.int64()), ("dram_write_bytes", pa.int64()),
+                ("dram_bytes", pa.int64()), ("compulsory_bytes", pa.int64()), ("dram_transfers", pa.int64()),
+                ("onchip_intermediates", pa.int64()), ("spilled_intermediates", pa.int64()),
+                ("dram_time_us", pa.float64()), ("dram_energy_uj", pa.float64())]
+EXPORT_SCHEMA = pa.schema(_QUERY_SCHEMA + _COST_SCHEMA)
+
+
+class CostServiceImpl:
+    """The actor's body, a plain class (usable and testable without Ray)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[CostQuery, OpCost] = {}
+        self._hits = self._misses = self._errors = self._calls = 0
+        log.info("cost service started (pid %d)", os.getpid())
+
+    def query(self, queries: list[CostQuery | Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Answer a batch, in order: a cost dict (``OpCost.to_dict()``) or ``{"error", "query"}`` each."""
+        self._calls += 1
+        if not isinstance(queries, (list, tuple)):
+            self._errors += 1
+            return [{"error": f"query expects a list of cost queries, got {type(queries).__name__}", "query": None}]
+        return [self._one(q) for q in queries]
+
+    def _one(self, raw: CostQuery | Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            q = CostQuery.from_any(raw)
+            cost = self._cache.get(q)
+            if cost is not None:
+                self._hits += 1
+                return cost.to_dict()
+            cost = compute(q)
+        except (CostQueryError, TypeError) as exc:
+            self._errors += 1
+            return {"error": str(exc), "query": _plain(raw)}
+        except Exception as exc:  # a model bug must not kill the service every trial depends on
+            self._errors += 1
+            log.exception("cost service: internal error on %r", raw)
+            return {"error": f"internal error {type(exc).__name__}: {exc}", "query": _plain(raw)}
+        self._misses += 1
+        self._cache[q] = cost
+        return cost.to_dict()
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self._hits, "misses": self._misses, "errors": self._errors, "calls": self._calls,
+                "cached": len(self._cache), "pid": os.getpid()}
+
+    def export_table(self) -> pa.Table:
+        """One row per cached query: the query fields, then the cost fields (``profile_name`` = the
+        profile's own name, ``profile`` = what the query said: a name or a file path)."""
+        cols: dict[str, list] = {name: [] for name in EXPORT_SCHEMA.names}
+        for q, cost in self._cache.items():
+            for name, _ in _QUERY_SCHEMA:
+                cols[name].append(getattr(q, name))
+            cols["profile_name"].append(cost.profile)
+            for name, _ in _COST_SCHEMA[1:]:
+                cols[name].append(getattr(cost, name))
+        return pa.table(cols, schema=EXPORT_SCHEMA)
+
+    def ping(self) -> int:
+        return os.getpid()
+
+
+def _plain(raw: Any) -> Any:
+    if isinstance(raw, CostQuery):
+        return raw.to_dict()
+    return dict(raw) if isinstance(raw, Mapping) else repr(raw)
+
+
+#: The Ray actor class. num_cpus=0: the service never takes a CPU slot a trial could use.
+CostService = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)(CostServiceImpl)
+
+
+def get_cost_service(name: str = DEFAULT_NAME, namespace: str | None = None, detached: bool = False):
+    """The experiment's cost service: created on first call, found by name afterwards (get-if-exists).
+
+    ``detached=True`` keeps it alive after the creating driver exits (a long-running experiment
+    service); by default it lives as long as the job. Ray must be initialised."""
+    if not ray.is_initialized():
+        raise RuntimeError("get_cost_service needs ray.init() first (hwnas trial without Ray uses local_query_fn)")
+    options: dict[str, Any] = dict(name=name, get_if_exists=True, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
+    if namespace is not None:
+        options["namespace"] = namespace
+    if detached:
+        options["lifetime"] = "detached"
+    handle = CostService.options(**options).remote()
+    log.debug("cost service %r (namespace %r)", name, namespace)
+    return handle
+
+
+def answers_to_costs(answers: list[dict[str, Any]]) -> list[OpCost]:
+    """The service's answers as OpCosts; the first error answer raises :class:`CostQueryError`."""
+    costs = []
+    for a in answers:
+        if "error" in a:
+            raise CostQueryError(f"cost service: {a['error']} (query {a.get('query')!r})")
+        costs.append(OpCost.from_dict(a))
+    return costs
+
+
+def actor_query_fn(handle) -> QueryFn:
+    """A :data:`QueryFn` that asks the cost service (one remote call per batch)."""
+
+    def query_fn(queries: list[CostQuery]) -> list[OpCost]:
+        return answers_to_costs(ray.get(handle.query.remote(list(queries))))
+
+    return query_fn
