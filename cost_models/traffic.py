@@ -183,7 +183,20 @@ def op_cost(profile: Profile | str, op: str, c_in: int, h: int, w: int, stride: 
     if not isinstance(profile, Profile):
         profile = load_profile(profile)
     c_in, c_out, h, w, stride, batch = validate_query(op, c_in, c_out, h, w, stride, batch)
-    prims = OPS[op].primitives(c_in, c_out, stride)
+    return _evaluate(profile, op, OPS[op].primitives(c_in, c_out, stride), c_in, c_out, h, w, stride, batch)
+
+
+def primitive_cost(profile: Profile | str, prim: Primitive, h: int, w: int, batch: int = 1) -> OpCost:
+    """The same model on a single primitive (one conv, pool, linear...), e.g. to compare layer by layer
+    with another cost model. BN folding does not apply (there is no BN)."""
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile)
+    h, w, batch = (_check_int(n, v) for n, v in (("h", h), ("w", w), ("batch", batch)))
+    return _evaluate(profile, f"{prim.kind}", (prim,), prim.c_in, prim.c_out, h, w, prim.stride, batch)
+
+
+def _evaluate(profile: Profile, op: str, prims: tuple[Primitive, ...], c_in: int, c_out: int, h: int, w: int,
+              stride: int, batch: int) -> OpCost:
     shapes, inputs = _shapes(prims, c_in, h, w)
     stages, out_id = _stages(prims, inputs, profile)
     ctx = _Ctx(shapes, batch, profile.bytes_per_element, profile.dram_burst_bytes, profile.onchip_buffer_bytes)
