@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -240,6 +241,8 @@ def preflight(exp: ExperimentConfig) -> Storage:
 def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bool = False) -> ExperimentSummary:
     """Run (or, with ``resume``, continue via ``tune.Tuner.restore``) the experiment; write its tables."""
     t0 = time.perf_counter()
+    # Tune warns whenever per-epoch checkpoints with num_to_keep force state snapshots; expected here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     storage = preflight(exp)
     connect(address, exp.namespace)
     import ray

@@ -38,7 +38,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0,)  # scan dimension: seed variance is part of every front
     lambda_time: tuple[float, ...] = (0.0,)  # scan dimension: weights of the DRAM time term (seed 2)
     lambda_energy: tuple[float, ...] = (0.0,)  # scan dimension: weights of the DRAM energy term (seed 2)
-    profiles: tuple[str, ...] = ()  # scan dimension: processors; () = search.profile only
+    profiles: tuple[str, ...] = ()  # scan dimension: processors; () = (search.profile,)
     scan: str = "grid"  # how points are chosen: the full grid (the only one so far)
     max_concurrent_trials: int = 0  # 0 = as many as the cluster's resources allow
     cpus_per_trial: float = 1.0  # CPU slots one trial holds (torch uses this many threads)
@@ -65,6 +65,8 @@ class ExperimentConfig:
             bad("seeds", "has duplicates")
         if any(not p for p in self.profiles):
             bad("profiles", "empty profile name")
+        if not self.profiles:  # resolved once, so to_dict/from_dict round-trip exactly
+            object.__setattr__(self, "profiles", (self.search.profile,))
         if self.scan not in SCANS:
             bad("scan", f"expected one of {', '.join(SCANS)}")
         if self.max_concurrent_trials < 0:
@@ -152,6 +154,7 @@ def normalise(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
     out: dict[str, Any] = {"search": {}}
+    explicit: dict[str, Any] = {}  # experiment fields given as such win over search.seed etc. in one source
     for key, value in data.items():
         key = str(key)
         if key == "search":
@@ -163,13 +166,14 @@ def normalise(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         if key.startswith("search."):
             _put_search(out, key[len("search."):], value, source)
             continue
-        if key in _EXP_FIELDS and key not in TRIAL_KEYS:
-            out[key] = _exp_value(key, value)
+        if key in _EXP_FIELDS:
+            explicit[key] = _exp_value(key, value)
         elif key in _SEARCH_FIELDS or key in TRIAL_KEYS:
             _put_search(out, key, value, source)
         else:
             known = sorted(set(_EXP_FIELDS) | _SEARCH_FIELDS | {"search"})
             raise ConfigError(f"unknown config key {key!r} (value {value!r}) in {source}; known keys: {', '.join(known)}")
+    out.update(explicit)
     return out
 
 

@@ -1,0 +1,94 @@
+"""End to end on a local Ray (2 CPUs): `hwnas search --preset smoke` into a local folder and into S3
+(moto's threaded server on 127.0.0.1), then `hwnas pareto` reading both back with the same front; and
+a failing experiment whose trials stay as rows. Run inside shared/tools/loopback-only."""
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from orchestrator import cli
+from orchestrator.results import SCHEMA
+from tests.conftest import S3_TEST_ENV
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_local(s3_server):
+    # dummy S3 credentials in the environment *before* Ray starts: trial workers inherit it, as on a
+    # real cluster whose nodes carry credentials (the endpoint travels inside Tune's filesystem object)
+    mp = pytest.MonkeyPatch()
+    for key, value in S3_TEST_ENV.items():
+        mp.setenv(key, value)
+    mp.setenv("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        mp.undo()
+
+
+def front_key(rows: list[dict]) -> list[tuple]:
+    return [(r["seed"], r["lambda_time"], r["lambda_energy"], r["profile"], r["genotype"],
+             round(r["accuracy"], 6), round(r["dram_time_us"], 6), round(r["dram_energy_uj"], 6)) for r in rows]
+
+
+def pareto_json(capsys, uri: str) -> list[dict]:
+    assert cli.main(["pareto", uri, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_smoke_local_and_s3_same_front(ray_local, tmp_path, s3_env, s3_bucket, capsys):
+    # local folder (AWS_ENDPOINT_URL is set but irrelevant to a local path)
+    local = tmp_path / "results"
+    assert cli.main(["search", "--preset", "smoke", "--storage", str(local)]) == 0
+    trials = pq.read_table(local / "smoke" / "trials.parquet")
+    assert trials.schema.equals(SCHEMA)
+    assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"completed"}
+    assert sorted(trials.column("lambda_time").to_pylist()) == [0.0, 1.0]
+    front = pq.read_table(local / "smoke" / "pareto.parquet")
+    assert 1 <= front.num_rows <= 2
+    for row in trials.to_pylist():
+        assert 0 <= row["accuracy"] <= 1 and row["dram_time_us"] > 0 and row["dram_energy_uj"] > 0
+        assert json.loads(row["genotype"])["cells"] and row["stage1_epochs"] >= 1
+    # Tune's state and the trials' checkpoints live beside the results
+    names = os.listdir(local / "smoke")
+    assert any(n.startswith("experiment_state") for n in names)
+    trial_dirs = [n for n in names if n.startswith("search_trainable")]
+    assert len(trial_dirs) == 2
+    assert all(any(c.startswith("checkpoint_") for c in os.listdir(local / "smoke" / d)) for d in trial_dirs)
+    capsys.readouterr()
+
+    # S3 through AWS_ENDPOINT_URL (moto), same experiment
+    uri = f"s3://{s3_bucket}/runs"
+    assert cli.main(["search", "--preset", "smoke", "--storage", uri]) == 0
+    import boto3
+
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_env).list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert "runs/smoke/trials.parquet" in keys and "runs/smoke/pareto.parquet" in keys
+    assert any("/checkpoint_" in k for k in keys) and any("experiment_state" in k for k in keys)
+    capsys.readouterr()
+
+    # hwnas pareto reads both back: the same front (same seeds and config on CPU = same genotypes)
+    front_local = pareto_json(capsys, str(local / "smoke"))
+    front_s3 = pareto_json(capsys, f"{uri}/smoke")
+    assert front_local and front_key(front_local) == front_key(front_s3)
+    errors = [r["error"] for r in front_local]
+    assert errors == sorted(errors)
+
+
+def test_failed_trials_stay_as_rows(ray_local, tmp_path, capsys):
+    rc = cli.main(["search", "--preset", "smoke", "--storage", str(tmp_path), "--name", "broken",
+                   "--set", "data_dir=/nonexistent/hwnas-data", "max_failures=0"])
+    assert rc == 1  # no completed trial, no front
+    trials = pq.read_table(tmp_path / "broken" / "trials.parquet").to_pylist()
+    assert len(trials) == 2
+    assert {r["status"] for r in trials} == {"failed"}
+    assert all(r["error_message"] and r["accuracy"] is None and not r["is_pareto"] for r in trials)
+    assert pq.read_table(tmp_path / "broken" / "pareto.parquet").num_rows == 0
