@@ -41,7 +41,7 @@ class SearchConfig:
     share_alphas: bool = False  # False: one alpha set per cell (the patent's "edge j of cell i"); True: DARTS sharing
 
     # --- the two-stage search (seed 1)
-    groups: str = "default"  # "default" (the patent's four groups) or "learned:K" (clustered operators)
+    groups: str = "default"  # "default" (the patent's four groups), "learned:K" (clustered), or "name=op,op;name=op"
     representatives: tuple[str, ...] = ()  # stage-1 representative per group; () = each group's first operator
     arch_data: str = "same"  # "same": alpha and weights on the same batches (claim 6); "split": DARTS val split
     max_epochs: int = 8  # per stage, upper bound
@@ -166,8 +166,18 @@ def _validate(c: SearchConfig) -> None:
         bad("val_size", f"arch_data=split needs at least one batch ({c.batch_size}) of validation images")
     if c.device not in ("auto", "cpu", "cuda"):
         bad("device", "expected auto, cpu or cuda")
-    if c.groups != "default" and not c.groups.startswith("learned:"):
-        bad("groups", "expected 'default' or 'learned:K'")
+    from .groups import parse_groups  # torch-importing module; loaded only when a config is built
+    from .ops import get_op
+
+    try:
+        parse_groups(c.groups)
+    except ValueError as exc:
+        bad("groups", str(exc))
+    for op in c.representatives:
+        try:
+            get_op(op)
+        except ValueError as exc:
+            bad("representatives", str(exc))
     if not c.profile:
         bad("profile", "must name a processor profile or a profile file")
 

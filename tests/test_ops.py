@@ -1,0 +1,42 @@
+"""The operator registry: every operator's module and its primitive description agree."""
+import pytest
+import torch
+
+from trainables.ops import CANDIDATES, OPS, build_op, get_op, op_primitives
+
+SHAPES = {"stem_conv_bn": (3, 12), "relu_conv_bn_1x1": (12, 8), "factorized_reduce": (8, 8), "classifier": (16, 10)}
+
+
+@pytest.mark.parametrize("name", CANDIDATES)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_candidate_shapes(name, stride):
+    x = torch.randn(2, 8, 16, 16)
+    y = build_op(name, 8, 8, stride, affine=False)(x)
+    assert y.shape == (2, 8, 16 // stride, 16 // stride)
+
+
+VALID = [(n, s) for n in OPS for s in (1, 2) if (n, s) not in {("factorized_reduce", 1), ("classifier", 2)}]
+
+
+@pytest.mark.parametrize("name, stride", VALID)
+def test_module_matches_primitives(name, stride):
+    """Conv/linear weights of the built module == the weights the cost model is told about."""
+    c_in, c_out = SHAPES.get(name, (8, 8))
+    module = build_op(name, c_in, c_out, stride)
+    prims = op_primitives(name, c_in, c_out, stride)
+    want = sum(p.weight_elements for p in prims if p.kind in ("conv", "linear"))
+    got = sum(m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+              for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert got == want
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+    assert n_bn == sum(p.kind == "bn" for p in prims)
+
+
+def test_unknown_operator_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown operator 'conv_7x7'.*sep_conv_3x3"):
+        get_op("conv_7x7")
+
+
+def test_skip_connect_is_free_at_stride_1_and_factorized_at_stride_2():
+    assert op_primitives("skip_connect", 8, 8, 1) == ()
+    assert [p.kind for p in op_primitives("skip_connect", 8, 8, 2)] == ["relu", "conv", "conv", "concat", "bn"]

@@ -1,0 +1,135 @@
+"""The two-stage search on CPU: stage structure, the cost term, determinism, checkpoint/resume, errors."""
+import json
+
+import numpy as np
+import pytest
+
+from trainables import Genotype, run_search
+from trainables.arch import derive_genotype, make_space
+from trainables.groups import DEFAULT_GROUPS
+from trainables.train import NonFiniteLoss
+
+from search_helpers import pools_cheap, tiny
+
+GROUPS = dict(DEFAULT_GROUPS)
+
+
+@pytest.fixture(scope="module")
+def result():
+    history = []
+    r = run_search(tiny(seed=3), report=history.append, cost_table=pools_cheap)
+    return r, history
+
+
+def test_stage1_one_representative_per_group_and_stage2_the_winning_group(result):
+    r, _ = result
+    assert len(r.stage1_choice) == 3 and all(len(row) == 14 for row in r.stage1_choice)
+    for choice_row, cand_row in zip(r.stage1_choice, r.stage2_candidates):
+        for group, cands in zip(choice_row, cand_row):
+            assert group in GROUPS
+            assert cands == list(GROUPS[group])  # exactly the winning group, every operator of it
+
+
+def test_stage1_supernet_holds_exactly_one_candidate_per_group():
+    from trainables.arch import make_space
+    from trainables.groups import Groups
+
+    reps = Groups(DEFAULT_GROUPS).representatives()
+    space = make_space(reps, (False, True, False), 4, share=False)
+    for row in space.edge_spec():
+        for cands in row:
+            assert sorted(Groups(DEFAULT_GROUPS).group_of(op) for op in cands) == sorted(GROUPS)
+
+
+def test_genotype_ops_come_from_stage2_candidates_two_inputs_per_node(result):
+    r, _ = result
+    for cell, cands in zip(r.genotype.cells, r.stage2_candidates):
+        from trainables.genotype import cell_edges
+
+        index = {e: i for i, e in enumerate(cell_edges(4))}
+        assert len(cell.edges) == 8
+        for op, src, dst in cell.edges:
+            assert op in cands[index[(src, dst)]]
+        assert sorted(d for _, _, d in cell.edges) == [2, 2, 3, 3, 4, 4, 5, 5]
+    assert r.skip_count == sum(r.skip_counts) and max(r.skip_counts) <= 2
+
+
+def test_record_keys_and_report_stream(result):
+    r, history = result
+    rec = json.loads(json.dumps(r.to_record()))
+    for key in ("genotype", "groups", "stage1_choice", "stage2_candidates", "stage1_epochs", "stage2_epochs",
+                "supernet_accuracy", "accuracy", "params", "flops", "skip_count", "seconds"):
+        assert key in rec
+    assert Genotype.from_dict(rec["genotype"]) == r.genotype
+    assert 0 <= rec["accuracy"] <= 1 and rec["params"] > 0 and rec["flops"] > 0
+    phases = [h["phase"] for h in history]
+    assert phases[0] == "stage1" and "stage2" in phases and phases[-1] == "eval"
+    assert all({"epoch", "train_loss", "val_acc"} <= set(h) for h in history)
+    assert all("expected_dram_time_us" in h and "alpha_entropy" in h for h in history if h["phase"] != "eval")
+
+
+def test_same_seed_same_genotype(result):
+    r, _ = result
+    again = run_search(tiny(seed=3), cost_table=pools_cheap)
+    assert again.genotype == r.genotype and again.accuracy == r.accuracy
+
+
+def test_cost_weight_lowers_expected_cost():
+    """With pools/skip far cheaper, lambda_time > 0 ends stage 1 at a lower expected DRAM time."""
+    def final_stage1_time(lam):
+        hist = []
+        run_search(tiny(seed=1, lambda_time=lam, arch_lr=0.05, max_epochs=3, patience=5, eval_epochs=1),
+                   report=hist.append, cost_table=pools_cheap)
+        return [h for h in hist if h["phase"] == "stage1"][-1]["expected_dram_time_us"]
+
+    assert final_stage1_time(2.0) < 0.9 * final_stage1_time(0.0)
+
+
+@pytest.mark.parametrize("stop_after", [("stage1", 2), ("stage2", 1), ("eval", 1)])
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, stop_after):
+    cfg = tiny(seed=5, max_epochs=3, patience=9, eval_epochs=2)
+    full = run_search(cfg, cost_table=pools_cheap, checkpoint=tmp_path / "full.pt")
+
+    class Killed(Exception):
+        pass
+
+    def kill(metrics):
+        if (metrics["phase"], metrics["epoch"]) == stop_after:
+            raise Killed
+
+    ck = tmp_path / "interrupted.pt"
+    with pytest.raises(Killed):
+        run_search(cfg, report=kill, cost_table=pools_cheap, checkpoint=ck)
+    resumed_history = []
+    resumed = run_search(cfg, report=resumed_history.append, cost_table=pools_cheap, checkpoint=ck)
+    assert resumed.genotype == full.genotype
+    assert resumed.accuracy == full.accuracy and resumed.supernet_accuracy == full.supernet_accuracy
+    assert (resumed_history[0]["phase"], resumed_history[0]["epoch"]) != ("stage1", 1)  # really resumed
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    ck = tmp_path / "c.pt"
+    run_search(tiny(max_epochs=1, eval_epochs=1), cost_table=pools_cheap, checkpoint=ck)
+    with pytest.raises(ValueError, match="another config.*lambda_time"):
+        run_search(tiny(max_epochs=1, eval_epochs=1, lambda_time=1.0), cost_table=pools_cheap, checkpoint=ck)
+
+
+def test_nan_loss_stops_naming_stage_and_epoch():
+    nan_table = lambda op, c, h, s: (float("nan"), 1.0)  # noqa: E731
+    with pytest.raises(NonFiniteLoss, match="stage1 epoch 1"):
+        run_search(tiny(lambda_time=1.0), cost_table=nan_table)
+
+
+def test_skip_cap_applied_at_derivation():
+    space = make_space([[("skip_connect",)] * 14], (False,), 4, share=False)
+    space = make_space([[("skip_connect",) if e % 2 == 0 else ("sep_conv_3x3", "sep_conv_5x5") for e in range(14)]],
+                       (False,), 4, share=False)
+    weights = np.zeros((1, 14, 2))
+    weights[..., 0] = 1.0
+    strength = np.linspace(1.0, 0.5, 14)[None].copy()
+    strength[0, ::2] += 1.0  # skip edges are the strongest everywhere
+    uncapped = derive_genotype(space, weights, strength, max_skip_per_cell=-1)
+    capped = derive_genotype(space, weights, strength, max_skip_per_cell=1)
+    assert uncapped.cells[0].skip_count() > 1
+    assert capped.cells[0].skip_count() == 1
+    assert len(capped.cells[0].edges) == 8

@@ -1,0 +1,148 @@
+"""Cells and networks: one code path for the supernet and the derived (target) network.
+
+A network is described by ``EdgeSpec``s: per cell, per edge, the tuple of candidate operator names.
+The supernet has several candidates per edge (mixed operators weighted by softmax(alpha)); the derived
+network has one operator on each kept edge and none on the others, exactly as NNI's
+``LayerChoice.freeze``: the same ``Cell`` class, frozen to a choice.
+
+Shapes: a cell takes s0 (N, C_pp, H_pp, H_pp) and s1 (N, C_p, H, H), preprocesses both to
+(N, C, H, H), and outputs the concatenation of its intermediate nodes (N, nodes*C, H', H') with
+H' = H/2 in reduction cells.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .genotype import Genotype, cell_edges
+from .layout import CellPlan, plan_cells
+from .ops import build_op
+
+# [cell][edge] -> candidate operator names on that edge (empty = edge absent)
+EdgeSpec = list[list[tuple[str, ...]]]
+
+
+class MixedOp(nn.Module):
+    """The operators of one edge. ``weights`` (K_max,) mixes them; a single operator runs alone."""
+
+    def __init__(self, candidates: tuple[str, ...], c: int, stride: int, affine: bool):
+        super().__init__()
+        self.candidates = candidates
+        # keyed by name so weights carry over from stage 1 to stage 2 by state_dict key
+        self.ops = nn.ModuleDict({name: build_op(name, c, c, stride, affine) for name in candidates})
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        ops = list(self.ops.values())
+        if weights is None:
+            return ops[0](x)
+        out = weights[0] * ops[0](x)
+        for k in range(1, len(ops)):
+            out = out + weights[k] * ops[k](x)
+        return out
+
+
+class Cell(nn.Module):
+    def __init__(self, plan: CellPlan, edges: list[tuple[str, ...]], nodes: int, affine: bool):
+        super().__init__()
+        self.plan, self.nodes = plan, nodes
+        if plan.reduction_prev:
+            self.preprocess0 = build_op("factorized_reduce", plan.c_prev_prev, plan.c, 2, affine)
+        else:
+            self.preprocess0 = build_op("relu_conv_bn_1x1", plan.c_prev_prev, plan.c, 1, affine)
+        self.preprocess1 = build_op("relu_conv_bn_1x1", plan.c_prev, plan.c, 1, affine)
+        self.edge_list = cell_edges(nodes)
+        if len(edges) != len(self.edge_list):
+            raise ValueError(f"cell {plan.index}: {len(edges)} edge specs for {len(self.edge_list)} edges")
+        self.edges = nn.ModuleDict()
+        for e, ((src, _dst), cands) in enumerate(zip(self.edge_list, edges)):
+            if cands:
+                stride = 2 if plan.reduction and src < 2 else 1
+                self.edges[str(e)] = MixedOp(cands, plan.c, stride, affine)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        # weights: (n_edges, K_max) mixing weights of this cell, or None for a derived cell
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        e = 0
+        for dst in range(2, self.nodes + 2):
+            acc = None
+            for src in range(dst):
+                op = self.edges[str(e)] if str(e) in self.edges else None
+                if op is not None:
+                    y = op(states[src], None if weights is None else weights[e])
+                    acc = y if acc is None else acc + y
+                e += 1
+            if acc is None:
+                raise RuntimeError(f"cell {self.plan.index}: node {dst} has no incoming edge")
+            states.append(acc)
+        return torch.cat(states[2:], dim=1)
+
+
+class Network(nn.Module):
+    """Stem, stacked cells, global pooling and a linear classifier (DARTS's macro structure)."""
+
+    def __init__(self, edge_spec: EdgeSpec, *, layers: int, channels: int, nodes: int, in_channels: int,
+                 image_size: int, num_classes: int, stem_multiplier: int = 3, affine: bool = True):
+        super().__init__()
+        self.plans = plan_cells(layers, channels, nodes, image_size, stem_multiplier)
+        if len(edge_spec) != layers:
+            raise ValueError(f"edge spec has {len(edge_spec)} cells, network has {layers}")
+        c_stem = stem_multiplier * channels
+        self.stem = build_op("stem_conv_bn", in_channels, c_stem, 1, True)
+        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine) for p in self.plans)
+        self.classifier = build_op("classifier", nodes * self.plans[-1].c, num_classes, 1, True)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (N, in_channels, 32, 32); weights: (layers, n_edges, K_max) per-cell mixing weights or None
+        s0 = s1 = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, None if weights is None else weights[i])
+        return self.classifier(s1)  # (N, num_classes) logits
+
+    def weight_parameters(self):
+        return self.parameters()
+
+
+def derived_edge_spec(genotype: Genotype, nodes: int) -> EdgeSpec:
+    index = {e: i for i, e in enumerate(cell_edges(nodes))}
+    spec: EdgeSpec = []
+    for cell in genotype.cells:
+        row: list[tuple[str, ...]] = [() for _ in index]
+        for op, src, dst in cell.edges:
+            row[index[(src, dst)]] = (op,)
+        spec.append(row)
+    return spec
+
+
+def expand_genotype(genotype: Genotype, layers: int) -> Genotype:
+    """Map a searched genotype onto a target network of another depth.
+
+    Cells are split into segments by the reduction cells (normal / reduction / normal / ...); target cell
+    j at relative position p of its segment takes the searched cell at the same relative position of the
+    same segment. Same depth: the genotype itself.
+    """
+    if len(genotype.cells) == layers:
+        return genotype
+    from .layout import reduction_cells
+
+    def segments(flags: list[bool]) -> list[list[int]]:
+        segs: list[list[int]] = [[]]
+        for i, red in enumerate(flags):
+            if red:
+                segs.append([i])
+                segs.append([])
+            else:
+                segs[-1].append(i)
+        return segs
+
+    src = segments([c.reduction for c in genotype.cells])
+    reds = set(reduction_cells(layers))
+    dst = segments([i in reds for i in range(layers)])
+    if len(src) != len(dst):
+        raise ValueError(f"cannot map a {len(genotype.cells)}-cell genotype onto {layers} cells")
+    cells = [None] * layers
+    for s_seg, d_seg in zip(src, dst):
+        for p, j in enumerate(d_seg):
+            if not s_seg:
+                raise ValueError(f"searched genotype has no cell for target segment of cell {j}")
+            cells[j] = genotype.cells[s_seg[p * len(s_seg) // len(d_seg)]]
+    return Genotype(tuple(cells))

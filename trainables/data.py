@@ -1,0 +1,176 @@
+"""Datasets, held as whole tensors on the training device (no DataLoader workers, no host round trips).
+
+* Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` (gzipped IDX files under
+  /usr/share/datasets/fashion-mnist), read directly: torchvision's own loader would try to download
+  and its checksum check rejects Debian's .gz files. Images are zero-padded 28 -> 32 so two
+  reductions keep even sizes.
+* CIFAR-10 through torchvision from a folder the user gives (``download=False``).
+* A synthetic set (class-dependent blobs) for unit tests.
+
+All are returned as float32 NCHW tensors normalised per channel, labels int64.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import SearchConfig
+
+log = logging.getLogger(__name__)
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # (N, C, 32, 32) float32, normalised
+    y: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+
+
+@dataclass(frozen=True)
+class Datasets:
+    train: Split  # search (weights; also alphas with arch_data=same)
+    val: Split  # held out from the training split: supernet accuracy; alphas with arch_data=split
+    test: Split  # the official test split: the target network's accuracy
+
+
+def _read_idx(path: str) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[0:4], "big")
+    ndim = magic & 0xFF
+    if magic >> 8 != 0x08:  # 0x08 = unsigned byte payload
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {magic:#x})")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion(root: str = "") -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((train_x uint8 (60000, 28, 28), train_y), (test_x, test_y)) from the Debian package's files."""
+    root = root or FASHION_DIR
+    out = []
+    for split in ("train", "test"):
+        img, lab = (os.path.join(root, f) for f in FASHION_FILES[split])
+        if not (os.path.exists(img) and os.path.exists(lab)):
+            raise FileNotFoundError(
+                f"Fashion-MNIST not found at {root} (missing {os.path.basename(img)}): install the Debian package "
+                f"`dataset-fashion-mnist` (apt-get install -y dataset-fashion-mnist) or set data_dir")
+        out.append((_read_idx(img), _read_idx(lab).astype(np.int64)))
+    return out[0], out[1]
+
+
+def load_cifar10(root: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((train_x uint8 (50000, 32, 32, 3), train_y), (test_x, test_y)) via torchvision, never downloading."""
+    if not root:
+        raise ValueError("dataset=cifar10 needs data_dir: a folder holding cifar-10-batches-py (torchvision layout)")
+    from torchvision.datasets import CIFAR10
+
+    try:
+        tr, te = CIFAR10(root, train=True, download=False), CIFAR10(root, train=False, download=False)
+    except RuntimeError as exc:
+        raise FileNotFoundError(f"CIFAR-10 not found under {root}: {exc}") from None
+    return (tr.data, np.asarray(tr.targets, np.int64)), (te.data, np.asarray(te.targets, np.int64))
+
+
+def synthetic(n: int, seed: int, in_channels: int = 1, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable toy images: each class is a fixed random 8x8 pattern upsampled, plus noise."""
+    rng = np.random.default_rng(seed)
+    protos = np.random.default_rng(1234).random((classes, in_channels, 8, 8)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    x = np.kron(protos[y], np.ones((1, 1, 4, 4), np.float32)) + 0.3 * rng.standard_normal((n, in_channels, 32, 32))
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
+
+
+def _to_tensor(x: np.ndarray) -> torch.Tensor:
+    """uint8 images -> float (N, C, 32, 32) in [0, 1]; 28x28 grey images are zero-padded to 32x32."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if t.ndim == 3:  # (N, 28, 28) grey
+        t = t.unsqueeze(1)
+    elif t.shape[-1] == 3:  # (N, 32, 32, 3) HWC
+        t = t.permute(0, 3, 1, 2)
+    t = t.float().div_(255.0)
+    pad = (32 - t.shape[-1]) // 2
+    return F.pad(t, (pad, pad, pad, pad)) if pad > 0 else t
+
+
+def _subset(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x[idx], y[idx]
+
+
+def load_datasets(config: SearchConfig, device: torch.device | str = "cpu") -> Datasets:
+    """Train / val / test splits for a config, subsetted with a seed-independent permutation (so every
+    trial of an experiment sees the same images), normalised with train-split statistics, on ``device``."""
+    if config.dataset == "fashion":
+        (trx, tr_y), (tex, tey) = load_fashion(config.data_dir)
+    elif config.dataset == "cifar10":
+        (trx, tr_y), (tex, tey) = load_cifar10(config.data_dir)
+    else:
+        n_tr = (config.train_size or 2000) + config.val_size
+        (trx, tr_y), (tex, tey) = synthetic(n_tr, 1, config.in_channels), synthetic(config.test_size or 500, 2, config.in_channels)
+
+    perm = np.random.default_rng(0).permutation(len(tr_y))
+    n_val = min(config.val_size, len(tr_y) // 2)
+    n_train = min(config.train_size or len(tr_y) - n_val, len(tr_y) - n_val)
+    val_idx, train_idx = perm[:n_val], perm[n_val:n_val + n_train]
+    test_idx = np.arange(min(config.test_size or len(tey), len(tey)))
+
+    tr = _to_tensor(trx[train_idx])
+    mean = tr.mean(dim=(0, 2, 3), keepdim=True)
+    std = tr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+
+    def split(x: np.ndarray, y: np.ndarray, t: torch.Tensor | None = None) -> Split:
+        t = _to_tensor(x) if t is None else t
+        return Split(((t - mean) / std).contiguous(), torch.from_numpy(np.ascontiguousarray(y))).to(torch.device(device))
+
+    data = Datasets(split(trx[train_idx], tr_y[train_idx], tr), split(*_subset(trx, tr_y, val_idx)), split(tex[test_idx], tey[test_idx]))
+    log.info("data %s: train %d, val %d, test %d on %s", config.dataset, len(data.train), len(data.val), len(data.test), device)
+    return data
+
+
+def batches(split: Split, batch_size: int, generator: torch.Generator, augment: bool, drop_last: bool = True):
+    """Shuffled (x, y) batches, augmented on the split's device: random 4-pixel-padded crop + flip.
+
+    The permutation and augmentation draw from ``generator`` (CPU) so a seed fixes the whole stream.
+    """
+    n = len(split)
+    order = torch.randperm(n, generator=generator)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        idx = order[start:start + batch_size]
+        shifts = torch.randint(-4, 5, (2,), generator=generator).tolist() if augment else None
+        flip = bool(torch.randint(0, 2, (1,), generator=generator)) if augment else False
+        idx = idx.to(split.x.device)
+        x, y = split.x.index_select(0, idx), split.y.index_select(0, idx)
+        if augment:
+            x = _shift(x, shifts[0], shifts[1])
+            if flip:
+                x = x.flip(-1)
+        yield x, y
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Random-crop-with-padding as a batch-wide shift with zero fill (one kernel, no per-image loop)."""
+    if dy == 0 and dx == 0:
+        return x
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., yd, xd] = x[..., ys, xs]
+    return out

@@ -1,0 +1,148 @@
+"""The inner loops: one search epoch (alternating architecture and weight updates), one plain training
+epoch (warm-up and the target network), and accuracy. No host sync inside a loop: losses and hit
+counts accumulate on the device and are read once per epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .arch import mixing_weights
+
+
+@dataclass
+class CostTerm:
+    """λ_t·(T̂ − T_ref)/T_ref + λ_e·(Ê − E_ref)/E_ref with T̂ = Σ softmax(α)·cost (seed 2's cost part).
+
+    ``time_us`` / ``energy_uj``: (cells, E, K_max) per-candidate DRAM cost of the stage's candidates;
+    the refs are fixed per trial (the uniform-alpha expectation of stage 1) so λ is unit-free and means
+    the same across seeds, profiles and stages.
+    """
+
+    time_us: torch.Tensor
+    energy_uj: torch.Tensor
+    ref_time_us: float
+    ref_energy_uj: float
+    lambda_time: float
+    lambda_energy: float
+
+    def expected(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (weights * self.time_us).sum(), (weights * self.energy_uj).sum()
+
+    def loss(self, weights: torch.Tensor) -> torch.Tensor:
+        t, e = self.expected(weights)
+        return (self.lambda_time * (t - self.ref_time_us) / self.ref_time_us
+                + self.lambda_energy * (e - self.ref_energy_uj) / self.ref_energy_uj)
+
+
+@dataclass
+class SearchState:
+    """Everything a search epoch updates (and a checkpoint saves)."""
+
+    net: nn.Module
+    alpha: torch.Tensor  # (n_sets, E, K_max), requires grad
+    mask: torch.Tensor  # (n_sets, E, K_max) bool
+    set_of_cell: torch.Tensor  # (cells,) int64
+    w_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer
+    cost: CostTerm
+
+    def weights(self) -> torch.Tensor:
+        return mixing_weights(self.alpha, self.mask, self.set_of_cell)
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A NaN or infinite loss: the search stops with the stage and epoch in the message."""
+
+
+def set_lr(opt: torch.optim.Optimizer, epoch: int, epochs: int, lr: float, lr_min: float) -> float:
+    """Cosine annealing computed from the epoch number (nothing to checkpoint)."""
+    value = lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
+    for g in opt.param_groups:
+        g["lr"] = value
+    return value
+
+
+def search_epoch(st: SearchState, batches: Iterable, arch_batches: Iterable | None, update_arch: bool,
+                 grad_clip: float) -> dict[str, torch.Tensor]:
+    """One epoch of first-order alternating updates. With ``arch_batches`` None the architecture step
+    uses the same batch as the weight step (claim 6); otherwise the next batch of that (endless) stream."""
+    st.net.train()
+    dev = st.alpha.device
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    seen = 0
+    arch_iter = iter(arch_batches) if arch_batches is not None else None
+    for x, y in batches:
+        if update_arch:
+            ax, ay = (x, y) if arch_iter is None else next(arch_iter)
+            st.a_opt.zero_grad(set_to_none=True)
+            w = st.weights()
+            a_loss = F.cross_entropy(st.net(ax, w), ay) + st.cost.loss(w)
+            (grad,) = torch.autograd.grad(a_loss, [st.alpha])
+            st.alpha.grad = grad
+            st.a_opt.step()
+        st.w_opt.zero_grad(set_to_none=True)
+        logits = st.net(x, st.weights().detach())
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
+        st.w_opt.step()
+        loss_sum += loss.detach() * y.shape[0]
+        correct += (logits.argmax(1) == y).sum()
+        seen += y.shape[0]
+    with torch.no_grad():
+        t, e = st.cost.expected(st.weights())
+    return {"loss_sum": loss_sum, "correct": correct, "seen": torch.tensor(seen), "time": t, "energy": e}
+
+
+def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, batches: Iterable, grad_clip: float,
+                forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Plain supervised epoch (warm-up of the supernet under fixed weights, or the target network)."""
+    net.train()
+    forward = forward or net
+    dev = next(net.parameters()).device
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    seen = 0
+    for x, y in batches:
+        opt.zero_grad(set_to_none=True)
+        logits = forward(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip, foreach=True)
+        opt.step()
+        loss_sum += loss.detach() * y.shape[0]
+        correct += (logits.argmax(1) == y).sum()
+        seen += y.shape[0]
+    return {"loss_sum": loss_sum, "correct": correct, "seen": torch.tensor(seen)}
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+             weights: torch.Tensor | None = None) -> float:
+    """Top-1 accuracy in eval mode (BN running statistics)."""
+    net.eval()
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for i in range(0, x.shape[0], batch_size):
+        logits = net(x[i:i + batch_size], weights) if weights is not None else net(x[i:i + batch_size])
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+    return float(correct) / max(1, x.shape[0])
+
+
+def epoch_summary(m: dict[str, torch.Tensor], phase: str, epoch: int) -> dict[str, float]:
+    """The one host sync of an epoch: tensors -> floats, and the NaN/inf check."""
+    seen = max(1, int(m["seen"]))
+    loss = float(m["loss_sum"]) / seen
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(f"non-finite loss ({loss}) in {phase} epoch {epoch}: lower lr/arch_lr or the lambdas")
+    out = {"train_loss": loss, "train_acc": float(m["correct"]) / seen}
+    if "time" in m:
+        out["expected_dram_time_us"] = float(m["time"])
+        out["expected_dram_energy_uj"] = float(m["energy"])
+    return out
