@@ -139,16 +139,20 @@ def _progress_callback():
                          result.get("accuracy", float("nan")), result.get("dram_time_us", float("nan")),
                          result.get("dram_energy_uj", float("nan")), self._states(trials))
                 return
-            acc = result.get("val_acc", result.get("train_acc"))
-            log.info("[%s] %s %s epoch %s: train_loss=%s val_acc=%s E[dram_time_us]=%s E[dram_energy_uj]=%s (%s)",
-                     trial.trial_id, _point(trial.config), result.get("phase"), result.get("epoch"),
-                     _fmt(result.get("train_loss")), _fmt(acc), _fmt(result.get("expected_dram_time_us")),
-                     _fmt(result.get("expected_dram_energy_uj")), self._states(trials))
+            shown = [(label, result.get(key)) for label, key in _PROGRESS_KEYS]
+            log.info("[%s] %s %s epoch %s: %s (%s)", trial.trial_id, _point(trial.config), result.get("phase"),
+                     result.get("epoch"), " ".join(f"{k}={_fmt(v)}" for k, v in shown if v is not None),
+                     self._states(trials))
 
         def on_trial_error(self, iteration, trials, trial, **info):
             log.warning("[%s] failed %s (%s)", trial.trial_id, _point(trial.config), self._states(trials))
 
     return Progress()
+
+
+# (label, metric) shown per epoch: stage progress, accuracy, expected DRAM cost of the supernet
+_PROGRESS_KEYS = (("train_loss", "train_loss"), ("train_acc", "train_acc"), ("val_acc", "val_acc"),
+                  ("E[dram_time_us]", "expected_dram_time_us"), ("E[dram_energy_uj]", "expected_dram_energy_uj"))
 
 
 def _fmt(v: Any) -> str:
@@ -248,10 +252,17 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     import ray
 
     options: dict[str, Any] = {"namespace": ray.get_runtime_context().namespace}
+    cost_actor = None  # the driver keeps this handle for the whole experiment (see below)
     if cost_service_available():
         from cost_models.service import get_cost_service
 
-        get_cost_service(name=exp.cost_service, namespace=options["namespace"])  # started or found, before trials
+        # Started or found before any trial, and owned by this driver: a non-detached actor dies with its
+        # owner, so if the driver dropped its handle the first trial would re-create it, own it, and take
+        # it down for every other trial when it exits. On a shared cluster (--address) it is detached so
+        # that concurrent experiments using the same name do not depend on one driver.
+        cost_actor = get_cost_service(name=exp.cost_service, namespace=options["namespace"],
+                                      detached=address is not None)
+        ray.get(cost_actor.ping.remote())  # it is up (a broken service fails here, not in a trial)
         options["cost_service"] = exp.cost_service
     else:
         log.warning("cost_models.service not available: trials use the in-process cost model")
@@ -260,6 +271,7 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
              storage.uri_of(exp.name), trial_resources(exp))
     tuner = build_tuner(exp, storage, options, resume=resume)
     grid = tuner.fit()
+    del cost_actor  # every trial is over
     rows = result_rows(exp.name, grid)
     table, front = write_results(storage, exp.name, rows)
     return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0)

