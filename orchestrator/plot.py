@@ -27,10 +27,11 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "") -> Path:
         for x, y, r in pts:
             ax.annotate(f"lt={r['lambda_time']:g} le={r['lambda_energy']:g}", (x, y), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
+        ax.margins(0.08)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8, framealpha=0.6)
     fig.suptitle((title + ": " if title else "") + f"{len(done)} completed trials, {len(front)} on the front"
                  + (f", {failed} failed" if failed else ""))
     out = Path(out)
