@@ -96,9 +96,10 @@ def derive_genotype(space: ArchSpace, op_weight: np.ndarray, edge_strength: np.n
         while True:
             chosen = _choose(space.candidates[s], op_weight[s], edge_strength[s], edges, banned)
             skips = [(edge_strength[s][e], e) for e, op in chosen if op == "skip_connect"]
-            if max_skip_per_cell < 0 or len(skips) <= max_skip_per_cell:
-                break
-            banned.add(min(skips)[1])
+            bannable = [x for x in skips if x[1] not in banned]
+            if max_skip_per_cell < 0 or len(skips) <= max_skip_per_cell or not bannable:
+                break  # within the cap, or every remaining skip is a node's only way to two inputs
+            banned.add(min(bannable)[1])
         picked = [(op, edges[e][0], edges[e][1]) for e, op in sorted(chosen)]
         cells.append(CellGenotype(space.reduction_of_cell[cell], tuple(picked)))
     return Genotype(tuple(cells))
