@@ -34,6 +34,7 @@ class ExperimentSummary:
     trials: pa.Table
     front: pa.Table
     seconds: float
+    scan: pa.Table | None = None  # scan.parquet: hypervolume per round (orchestrator/scan.py)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -48,6 +49,15 @@ class ExperimentSummary:
             lines.append(f"    {r['trial_id']}: seed={r['seed']} lambda_time={r['lambda_time']:g} "
                          f"lambda_energy={r['lambda_energy']:g} accuracy={r['accuracy']:.4f} "
                          f"dram_time_us={r['dram_time_us']:.4g} dram_energy_uj={r['dram_energy_uj']:.4g}")
+        if self.scan is not None:
+            from .scan import describe_round
+            from .seedstats import describe_points, point_stats
+
+            lines += [f"  {describe_round(r)}" for r in self.scan.to_pylist()]
+            points = point_stats(self.trials)
+            if any(n > 1 for n in points.column("completed").to_pylist()):  # mean +- std only means something then
+                lines.append("  per lambda point over seeds (* = on the front of the means):")
+                lines += describe_points(points)
         for r in self.trials.to_pylist():
             if r["status"] == FAILED:
                 lines.append(f"  failed {r['trial_id']}: {r['error_message']}")
@@ -226,12 +236,16 @@ def result_rows(experiment: str, results: Iterable[Any]) -> list[dict[str, Any]]
 
 
 def write_results(storage: Storage, name: str, rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    """Both tables of an experiment, replacing earlier ones (never appending)."""
+    """Both tables of an experiment, replacing earlier ones (never appending), and the per-point seed
+    statistics (points.parquet, orchestrator/seedstats.py)."""
+    from .seedstats import POINTS_FILE, point_stats
+
     table = rows_to_table(rows)
     front = front_of(table)
     exp_dir = storage.child(name)
     exp_dir.write_table(TRIALS_FILE, table)
     exp_dir.write_table(PARETO_FILE, front)
+    exp_dir.write_table(POINTS_FILE, point_stats(table))
     return table, front
 
 
@@ -266,6 +280,13 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
         options["cost_service"] = exp.cost_service
     else:
         log.warning("cost_models.service not available: trials use the in-process cost model")
+    if exp.scan == "adaptive":  # rounds of Tune runs in the same folder (orchestrator/scan.py)
+        from .scan import run_adaptive
+
+        outcome = run_adaptive(exp, storage, options, resume=resume)
+        del cost_actor
+        return ExperimentSummary(exp.name, storage.uri_of(exp.name), outcome.trials, outcome.front,
+                                 time.perf_counter() - t0, scan=outcome.scan)
     points = exp.grid_points()
     log.info("experiment %s: %d trials (%s) -> %s, resources per trial %s", exp.name, len(points), exp.scan,
              storage.uri_of(exp.name), trial_resources(exp))
@@ -274,7 +295,11 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     del cost_actor  # every trial is over
     rows = result_rows(exp.name, grid)
     table, front = write_results(storage, exp.name, rows)
-    return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0)
+    from .scan import SCAN_FILE, grid_scan_table
+
+    scan = grid_scan_table(table, time.perf_counter() - t0)  # the grid is one round: its hypervolume
+    storage.child(exp.name).write_table(SCAN_FILE, scan)
+    return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan)
 
 
 def resume_experiment(exp: ExperimentConfig, address: str | None = None) -> ExperimentSummary:

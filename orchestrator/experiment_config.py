@@ -23,8 +23,9 @@ from trainables.config import preset as search_preset
 
 from .storage import DEFAULT_STORAGE
 
-# scan strategies; "grid" is the full product of the dimensions (an adaptive scan registers here later)
-SCANS: tuple[str, ...] = ("grid",)
+# scan strategies: "grid" is the full product of the dimensions; "adaptive" starts from a coarse grid and
+# adds lambda points where the front has its largest gaps (orchestrator/scan.py)
+SCANS: tuple[str, ...] = ("grid", "adaptive")
 
 # the search keys each trial overrides from its grid point, and the experiment field that holds the values
 TRIAL_KEYS = {"seed": "seeds", "lambda_time": "lambda_time", "lambda_energy": "lambda_energy", "profile": "profiles"}
@@ -39,7 +40,12 @@ class ExperimentConfig:
     lambda_time: tuple[float, ...] = (0.0,)  # scan dimension: weights of the DRAM time term (seed 2)
     lambda_energy: tuple[float, ...] = (0.0,)  # scan dimension: weights of the DRAM energy term (seed 2)
     profiles: tuple[str, ...] = ()  # scan dimension: processors; () = (search.profile,)
-    scan: str = "grid"  # how points are chosen: the full grid (the only one so far)
+    scan: str = "grid"  # how points are chosen: "grid" (the full product) or "adaptive" (orchestrator/scan.py)
+    scan_init: int = 3  # adaptive: nonzero log-spaced values per scanned lambda in the coarse grid (0 = the configured values)
+    scan_budget: int = 0  # adaptive: total trials, coarse grid included (0 = twice the coarse grid); bounds the cost
+    scan_rounds: int = 4  # adaptive: most rounds after the coarse one; bounds the wall time (each round waits for its slowest trial)
+    scan_batch: int = 2  # adaptive: new lambda points per round; match the trials the cluster runs at once
+    scan_min_gain: float = 0.002  # adaptive: stop when a round adds less hypervolume than this (of at most 1.21)
     max_concurrent_trials: int = 0  # 0 = as many as the cluster's resources allow
     cpus_per_trial: float = 1.0  # CPU slots one trial holds (torch uses this many threads)
     gpus_per_trial: float = -1.0  # -1 = 1 GPU per trial when the cluster has GPUs, else CPU only
@@ -69,6 +75,17 @@ class ExperimentConfig:
             object.__setattr__(self, "profiles", (self.search.profile,))
         if self.scan not in SCANS:
             bad("scan", f"expected one of {', '.join(SCANS)}")
+        for key in ("scan_init", "scan_budget", "scan_rounds"):
+            if getattr(self, key) < 0:
+                bad(key, "must be >= 0")
+        if self.scan_batch < 1:
+            bad("scan_batch", "must be >= 1")
+        if not (math.isfinite(self.scan_min_gain) and self.scan_min_gain >= 0):
+            bad("scan_min_gain", "must be a finite number >= 0")
+        if self.scan == "adaptive":
+            from .scan import check_adaptive  # the scan's own rules (ConfigError naming key and value)
+
+            check_adaptive(self)
         if self.max_concurrent_trials < 0:
             bad("max_concurrent_trials", "must be >= 0")
         if not self.cpus_per_trial > 0:

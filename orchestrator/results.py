@@ -45,6 +45,7 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("genotype", pa.string(), "JSON: derived genotype, {\"cells\": [{\"reduction\", \"edges\": [[op, from, to]]}]}"),
     ("config", pa.string(), "JSON: the trial's full SearchConfig (reproduce it with `hwnas trial`)"),
     ("is_pareto", pa.bool_(), "on the non-dominated front of (error, dram_time_us, dram_energy_uj) over completed rows"),
+    ("round", pa.int64(), "scan round that ran the trial: 0 = the grid, or the adaptive scan's coarse grid"),
 )
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _ in COLUMNS])
@@ -111,6 +112,7 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
         "stage2_epochs": _int(rec.get("stage2_epochs")),
         "config": _json(dict(config)) if config else None,
         "is_pareto": False,
+        "round": 0,
     }
     for key in _JSON_COLUMNS:
         row[key] = _json(rec.get(key))
@@ -142,6 +144,8 @@ def front_of(table: pa.Table) -> pa.Table:
 
 def conform(table: pa.Table) -> pa.Table:
     """A table read back from Parquet, checked against ``SCHEMA`` (columns in order, types cast)."""
+    if "round" not in table.column_names:  # tables written before the adaptive scan: all one grid round
+        table = table.append_column("round", pa.array([0] * table.num_rows, pa.int64()))
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise ValueError(f"not an hwnas results table: missing columns {missing}")

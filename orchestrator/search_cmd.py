@@ -40,6 +40,10 @@ def register(subparsers) -> None:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to use, as ray.init takes it ('auto', 'ray://head:10001', host:port); "
                         "default: start a local Ray")
+    p.add_argument("--scan", choices=["grid", "adaptive"],
+                   help="grid: every point of the lambda lists (default); adaptive: a coarse grid, then new lambda "
+                        "points where the front has its largest gaps until scan_budget trials or scan_min_gain "
+                        "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; see README)")
     p.add_argument("--set", dest="sets", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
                    help="override config keys, e.g. seeds=[0,1] lambda_time=[0,0.5,1] search.max_epochs=2 "
                         "train_size=500 (values are JSON where they parse, else strings)")
@@ -50,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
     from .experiment_config import load_experiment_config
 
-    exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=args.sets, name=args.name,
+    sets = [*args.sets, *([f"scan={args.scan}"] if getattr(args, "scan", None) else [])]  # --scan wins over --set
+    exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
     summary = run_experiment(exp, address=args.address)
     logging.getLogger("hwnas.search").info("finished")
