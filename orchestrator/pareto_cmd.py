@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                     "print the front sorted by error, optionally write it and plot it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  hwnas pareto hwnas-results/fashion --plot front.png\n"
-               "  hwnas pareto s3://bucket/runs/fashion --format csv --out front.csv")
+               "  hwnas pareto s3://bucket/runs/fashion --format csv --out front.csv\n"
+               "  hwnas pareto hwnas-results/grid --compare hwnas-results/adaptive --plot compare.png")
     p.add_argument("uri", metavar="URI", help="the experiment folder, <storage>/<name>: a path or s3://bucket/prefix/name")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table: aligned text with the main columns (default); csv / json: every column")
@@ -30,6 +31,9 @@ def register(subparsers) -> None:
                    help="also write the front to FILE in --format (FILE ending in .parquet: Parquet)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot accuracy against DRAM time and against DRAM energy: every trial, the front highlighted")
+    p.add_argument("--compare", metavar="URI2", nargs="+", action="extend", default=[],
+                   help="also read these experiments: print one table of every experiment's trials, front sizes, "
+                        "hypervolumes and largest gap, and with --plot draw all fronts on one plot")
     p.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
     p.set_defaults(func=main)
@@ -75,6 +79,8 @@ def _cell(v) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "compare", None):
+        return compare_main(args)
     trials, front = load(args.uri, args.endpoint_url)
     text = render(front, args.format)
     sys.stdout.write(text)
@@ -89,9 +95,43 @@ def main(args: argparse.Namespace) -> int:
             out.write_text(text)
         print(f"wrote {out}", file=sys.stderr)
     if args.plot:
+        from .compare import load_scan
         from .plot import plot_front
 
-        print(f"wrote {plot_front(trials, args.plot, title=args.uri.rstrip('/').rsplit('/', 1)[-1])}", file=sys.stderr)
+        scan = load_scan(args.uri, args.endpoint_url)  # hypervolume per round, if recorded
+        print(f"wrote {plot_front(trials, args.plot, title=args.uri.rstrip('/').rsplit('/', 1)[-1], scan=scan)}",
+              file=sys.stderr)
     n_failed = sum(s != "completed" for s in trials.column("status").to_pylist())
     print(f"{front.num_rows} on the front of {trials.num_rows} trials ({n_failed} not completed)", file=sys.stderr)
+    return 0
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """--compare: one table (and with --plot one figure) over URI and every URI2."""
+    from .compare import compare_rows, load_experiment, plot_compare, render_compare, unique_labels
+
+    exps = [load_experiment(u, args.endpoint_url) for u in [args.uri, *args.compare]]
+    unique_labels(exps)
+    rows = compare_rows(exps)
+    if args.format == "json":
+        text = json.dumps(rows, indent=2) + "\n"
+    elif args.format == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    else:
+        text = render_compare(rows)
+    sys.stdout.write(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    if args.plot:
+        print(f"wrote {plot_compare(exps, args.plot)}", file=sys.stderr)
+    print("hypervolume: front in (error, dram_time_us / T0, dram_energy_uj / E0), reference point (1, 1.1, 1.1), "
+          "T0/E0 = the experiment's mean accuracy-only (lambda = 0) DRAM cost; largest gap: min-max normalised "
+          "over all compared trials", file=sys.stderr)
     return 0

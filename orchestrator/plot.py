@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 
 
-def plot_front(trials: pa.Table, out: str | Path, title: str = "") -> Path:
+def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Table | None = None) -> Path:
+    """``scan`` (scan.parquet, optional) adds a third panel: the front's hypervolume per scan round."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +18,12 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "") -> Path:
     done = [r for r in rows if r["status"] == "completed" and r["accuracy"] is not None]
     front = [r for r in done if r["is_pareto"]]
     failed = len(rows) - len(done)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3 if scan is not None else 2, figsize=(16 if scan is not None else 11, 4.5),
+                             constrained_layout=True)
+    if scan is not None:
+        from .compare import plot_hypervolume
+
+        plot_hypervolume(axes[2], scan)
     for ax, key, label in ((axes[0], "dram_time_us", "DRAM time per inference (us)"),
                            (axes[1], "dram_energy_uj", "DRAM energy per inference (uJ)")):
         ax.scatter([r[key] for r in done], [r["accuracy"] for r in done], s=28, c="0.6", label="trials", zorder=2)
@@ -33,7 +39,8 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "") -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8, framealpha=0.6)
     fig.suptitle((title + ": " if title else "") + f"{len(done)} completed trials, {len(front)} on the front"
-                 + (f", {failed} failed" if failed else ""))
+                 + (f", {failed} failed" if failed else "")
+                 + (f", hypervolume {scan.column('hypervolume')[-1].as_py():.4f}" if scan is not None and scan.num_rows else ""))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
