@@ -243,7 +243,7 @@ def coarse_values(values: Sequence[float], k: int) -> list[float]:
     lo, hi = pos[0], pos[-1]
     if k == 1 or lo == hi:
         return [0.0, hi]
-    return [0.0, *[float(v) for v in np.geomspace(lo, hi, k)]]
+    return [0.0, *[float(f"{v:.4g}") for v in np.geomspace(lo, hi, k)]]
 
 
 def coarse_points(exp: "ExperimentConfig") -> list[tuple[float, float]]:
@@ -353,6 +353,8 @@ def choose_points(points: pa.Table, trials: pa.Table, space: LambdaSpace, n: int
     if len(front) >= 2:
         fobj = np.asarray([[r["error_mean"], r["dram_time_us_mean"], r["dram_energy_uj_mean"]] for r in front])
         for length, i, j in front_gaps(fobj, lo, span):
+            if length <= 1e-12:  # identical means: no gap
+                break
             a = (front[i]["lambda_time"], front[i]["lambda_energy"])
             b = (front[j]["lambda_time"], front[j]["lambda_energy"])
             if take(a, b, f"front gap {length:.3f} between lambda {a} and {b}"):
@@ -392,7 +394,7 @@ def run_scan(exp: "ExperimentConfig", storage: "Storage", run_round: RunRound, r
     """The adaptive scan's rounds. ``run_round(r, trial_points)`` runs (or restores) round r's trials and
     returns their result rows; tables are rewritten after every round."""
     from .experiment import write_results
-    from .results import conform
+    from .results import conform, rows_to_table
 
     exp_dir = storage.child(exp.name)
     rows: list[dict[str, Any]] = []
@@ -409,7 +411,8 @@ def run_scan(exp: "ExperimentConfig", storage: "Storage", run_round: RunRound, r
     profile = exp.profile_list[0]
     budget = budget_of(exp)
     round_ = len(scan_rows)
-    table = front = None
+    table, front = (rows_to_table(rows), None) if rows else (None, None)
+    resumed_idle = True
     while True:
         if round_ == 0:
             new = [(p, "coarse grid") for p in coarse_points(exp)]
@@ -433,6 +436,7 @@ def run_scan(exp: "ExperimentConfig", storage: "Storage", run_round: RunRound, r
         t0 = time.perf_counter()
         trial_points = [dict(seed=s, lambda_time=p[0], lambda_energy=p[1], profile=profile)
                         for p, _ in new for s in exp.seeds]
+        resumed_idle = False
         new_rows = run_round(round_, trial_points)
         for r in new_rows:
             r["round"] = round_
@@ -445,7 +449,7 @@ def run_scan(exp: "ExperimentConfig", storage: "Storage", run_round: RunRound, r
         exp_dir.write_table(SCAN_FILE, scan_table(scan_rows))
         log.info("%s", describe_round(row))
         round_ += 1
-    if table is None:  # resumed a scan with nothing left to run: the tables as they are, rewritten
+    if resumed_idle:  # resumed a scan with nothing left to run: the tables as they are, rewritten
         table, front = write_results(storage, exp.name, rows)
     return ScanOutcome(table, front, scan_table(scan_rows))
 
