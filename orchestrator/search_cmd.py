@@ -10,6 +10,7 @@ examples:
   hwnas search --preset smoke --storage s3://bucket/runs --endpoint-url http://127.0.0.1:9000
   hwnas search --config exp.yaml --set seeds=[0,1] --set lambda_time=[0,0.5,2] search.max_epochs=3
   hwnas search --preset cifar10 --address auto       # on a running Ray cluster (ray up cluster.yaml)
+  hwnas search --preset smoke --resume smoke         # continue an interrupted experiment (Tuner.restore)
 
 results: <storage>/<name>/trials.parquet (every trial) and <storage>/<name>/pareto.parquet (the front);
 Ray Tune's experiment state and checkpoints live in the same folder. Read them with `hwnas pareto`.
@@ -44,6 +45,10 @@ def register(subparsers) -> None:
                    help="grid: every point of the lambda lists (default); adaptive: a coarse grid, then new lambda "
                         "points where the front has its largest gaps until scan_budget trials or scan_min_gain "
                         "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; see README)")
+    p.add_argument("--resume", metavar="NAME",
+                   help="continue the interrupted experiment NAME under --storage (tune.Tuner.restore): finished "
+                        "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun; "
+                        "give the same --storage/--config/--set as the first run")
     p.add_argument("--set", dest="sets", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
                    help="override config keys, e.g. seeds=[0,1] lambda_time=[0,0.5,1] search.max_epochs=2 "
                         "train_size=500 (values are JSON where they parse, else strings)")
@@ -55,9 +60,12 @@ def main(args: argparse.Namespace) -> int:
     from .experiment_config import load_experiment_config
 
     sets = [*args.sets, *([f"scan={args.scan}"] if getattr(args, "scan", None) else [])]  # --scan wins over --set
-    exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=args.name,
+    resume = getattr(args, "resume", None)
+    if resume and args.name and args.name != resume:
+        raise ValueError(f"--resume {resume} and --name {args.name} name different experiments")
+    exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
-    summary = run_experiment(exp, address=args.address)
+    summary = run_experiment(exp, address=args.address, resume=bool(resume))
     logging.getLogger("hwnas.search").info("finished")
     print(summary.describe())
     return 0 if summary.front.num_rows else 1

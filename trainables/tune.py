@@ -43,12 +43,14 @@ def record_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
 class TuneReporter:
     """Adapter from ``run_search``'s ``report(metrics)`` to ``tune.report(metrics, checkpoint=...)``."""
 
-    def __init__(self, checkpoint_path: Path, report_fn: Callable[..., None] | None = None) -> None:
+    def __init__(self, checkpoint_path: Path, report_fn: Callable[..., None] | None = None,
+                 extra: Mapping[str, Any] | None = None) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self._report = report_fn or tune.report
+        self.extra = dict(extra or {})  # added to every report (where the trial runs, whether it resumed)
 
     def __call__(self, metrics: Mapping[str, Any], final: bool = False) -> None:
-        metrics = dict(metrics)
+        metrics = {**self.extra, **metrics}
         if not self.checkpoint_path.exists():
             self._report(metrics)
             return
@@ -82,6 +84,16 @@ def cost_query_fn(options: Mapping[str, Any]):
     return actor_query_fn(get_cost_service(name=name, namespace=options.get("namespace")))
 
 
+def _where(resumed: bool) -> dict[str, Any]:
+    """Reported with every result: the Ray node id (on one machine every node_ip is 127.0.0.1), the
+    worker's pid, and whether this run of the trial started from a checkpoint."""
+    import os
+
+    import ray
+
+    return {"node_id": ray.get_runtime_context().get_node_id(), "worker_pid": os.getpid(), "resumed": resumed}
+
+
 def search_trainable(config: dict[str, Any]) -> None:
     search_config, options = split_trial_config(config)
     from . import run_search  # torch and the data modules load in the trial's worker only
@@ -90,9 +102,10 @@ def search_trainable(config: dict[str, Any]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hwnas-trial-"))
     try:
         checkpoint = workdir / CHECKPOINT_FILE
-        if restore_checkpoint(checkpoint):
+        resumed = restore_checkpoint(checkpoint)
+        if resumed:
             log.info("trial resumes from its checkpoint")
-        reporter = TuneReporter(checkpoint)
+        reporter = TuneReporter(checkpoint, extra=_where(resumed))
         result = run_search(search_config, report=reporter, checkpoint=checkpoint, query_fn=query_fn)
         reporter(record_metrics(result.to_record()))
     finally:
