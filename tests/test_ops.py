@@ -40,3 +40,24 @@ def test_unknown_operator_names_the_known_ones():
 def test_skip_connect_is_free_at_stride_1_and_factorized_at_stride_2():
     assert op_primitives("skip_connect", 8, 8, 1) == ()
     assert [p.kind for p in op_primitives("skip_connect", 8, 8, 2)] == ["relu", "conv", "conv", "concat", "bn"]
+
+
+@pytest.mark.parametrize("cands, stride", [(("max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"), 1),
+                                           (("max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"), 2),
+                                           (("sep_conv_3x3", "sep_conv_5x5"), 1)])
+def test_shared_relu_mixed_op_is_exact(cands, stride):
+    """One ReLU per edge input gives the same output and gradients as DARTS's ReLU per candidate."""
+    from trainables.cells import MixedOp
+
+    torch.manual_seed(0)
+    plain = MixedOp(cands, 8, stride, affine=False, shared_relu=False)
+    fast = MixedOp(cands, 8, stride, affine=False, shared_relu=True)
+    fast.load_state_dict(plain.state_dict())
+    assert fast._tails is not None
+    x = torch.randn(4, 8, 16, 16, requires_grad=True)
+    w = torch.softmax(torch.randn(len(cands)), 0)
+    y1, y2 = plain(x, w), fast(x, w)
+    torch.testing.assert_close(y1, y2)
+    g1, = torch.autograd.grad(y1.square().sum(), x)
+    g2, = torch.autograd.grad(y2.square().sum(), x)
+    torch.testing.assert_close(g1, g2)

@@ -16,33 +16,55 @@ import torch.nn as nn
 
 from .genotype import Genotype, cell_edges
 from .layout import CellPlan, plan_cells
-from .ops import build_op
+from .ops import FactorizedReduce, build_op
 
 # [cell][edge] -> candidate operator names on that edge (empty = edge absent)
 EdgeSpec = list[list[tuple[str, ...]]]
 
 
-class MixedOp(nn.Module):
-    """The operators of one edge. ``weights`` (K_max,) mixes them; a single operator runs alone."""
+def _after_relu(module: nn.Module):
+    """The part of an operator after its leading ReLU (same modules, same state_dict), or None."""
+    if isinstance(module, nn.Sequential) and len(module) and isinstance(module[0], nn.ReLU):
+        return module[1:]
+    if isinstance(module, FactorizedReduce):
+        return module.forward_after_relu
+    return None
 
-    def __init__(self, candidates: tuple[str, ...], c: int, stride: int, affine: bool):
+
+class MixedOp(nn.Module):
+    """The operators of one edge. ``weights`` (K_max,) mixes them; a single operator runs alone.
+
+    ``shared_relu``: DARTS applies one ReLU per candidate; every candidate that starts with a ReLU
+    sees the same relu(x), so it is computed once per edge (identical outputs and gradients, fewer
+    kernels; the modules and their state_dict keys stay as the registry builds them).
+    """
+
+    def __init__(self, candidates: tuple[str, ...], c: int, stride: int, affine: bool, shared_relu: bool = True):
         super().__init__()
         self.candidates = candidates
         # keyed by name so weights carry over from stage 1 to stage 2 by state_dict key
         self.ops = nn.ModuleDict({name: build_op(name, c, c, stride, affine) for name in candidates})
+        tails = [_after_relu(m) for m in self.ops.values()] if shared_relu else []
+        # plain list (not registered): the tails share the registered modules' parameters
+        self._tails = tails if sum(t is not None for t in tails) >= 2 else None
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         ops = list(self.ops.values())
         if weights is None:
             return ops[0](x)
-        out = weights[0] * ops[0](x)
-        for k in range(1, len(ops)):
-            out = out + weights[k] * ops[k](x)
+        if self._tails is None:
+            outs = [op(x) for op in ops]
+        else:
+            xr = torch.relu(x)
+            outs = [op(x) if tail is None else tail(xr) for op, tail in zip(ops, self._tails)]
+        out = weights[0] * outs[0]
+        for k in range(1, len(outs)):
+            out = out + weights[k] * outs[k]
         return out
 
 
 class Cell(nn.Module):
-    def __init__(self, plan: CellPlan, edges: list[tuple[str, ...]], nodes: int, affine: bool):
+    def __init__(self, plan: CellPlan, edges: list[tuple[str, ...]], nodes: int, affine: bool, shared_relu: bool = True):
         super().__init__()
         self.plan, self.nodes = plan, nodes
         if plan.reduction_prev:
@@ -57,7 +79,7 @@ class Cell(nn.Module):
         for e, ((src, _dst), cands) in enumerate(zip(self.edge_list, edges)):
             if cands:
                 stride = 2 if plan.reduction and src < 2 else 1
-                self.edges[str(e)] = MixedOp(cands, plan.c, stride, affine)
+                self.edges[str(e)] = MixedOp(cands, plan.c, stride, affine, shared_relu)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         # weights: (n_edges, K_max) mixing weights of this cell, or None for a derived cell
@@ -81,14 +103,15 @@ class Network(nn.Module):
     """Stem, stacked cells, global pooling and a linear classifier (DARTS's macro structure)."""
 
     def __init__(self, edge_spec: EdgeSpec, *, layers: int, channels: int, nodes: int, in_channels: int,
-                 image_size: int, num_classes: int, stem_multiplier: int = 3, affine: bool = True):
+                 image_size: int, num_classes: int, stem_multiplier: int = 3, affine: bool = True,
+                 shared_relu: bool = True):
         super().__init__()
         self.plans = plan_cells(layers, channels, nodes, image_size, stem_multiplier)
         if len(edge_spec) != layers:
             raise ValueError(f"edge spec has {len(edge_spec)} cells, network has {layers}")
         c_stem = stem_multiplier * channels
         self.stem = build_op("stem_conv_bn", in_channels, c_stem, 1, True)
-        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine) for p in self.plans)
+        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine, shared_relu) for p in self.plans)
         self.classifier = build_op("classifier", nodes * self.plans[-1].c, num_classes, 1, True)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -69,7 +69,7 @@ class SearchConfig:
 
     # --- execution
     device: str = "auto"  # auto | cpu | cuda
-    fast: bool = True  # fused fast path on CUDA (shared ReLU, graph capture); CPU always runs the plain path
+    fast: bool = True  # speed-ups that keep the maths: one ReLU per edge input shared by its candidates
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -187,7 +187,7 @@ def _run_stage(config: SearchConfig, stage: int, space: ArchSpace, cost: CostTer
 def _build_state(config: SearchConfig, space: ArchSpace, cost: CostTerm, device: torch.device) -> SearchState:
     net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
                   in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=False).to(device)
+                  stem_multiplier=config.stem_multiplier, affine=False, shared_relu=config.fast).to(device)
     mask = space.mask().to(device)
     alpha = torch.zeros(mask.shape, device=device, requires_grad=True)  # equal weights at every stage start
     w_opt = torch.optim.SGD(net.parameters(), config.lr, momentum=config.momentum,
