@@ -1,0 +1,164 @@
+"""Supernet step benchmark: stage-1 and stage-2 search steps and a shortened full search.
+
+One step = one architecture update plus one weight update on the same batch (first-order, claim 6),
+the hot loop of every trial. Runs on the current device without Ray; prints a table (device, variant,
+median and p90 ms/step, images/s, peak memory, GPU busy fraction from the profiler) and writes it as
+JSON. Variants compare each speed lever against the plain path so its gain (and its sameness: the
+supernet accuracy of a short seeded search) is measured, not assumed.
+
+  python benchmarks/supernet_step.py                      # DARTS geometry on CUDA, small one on CPU
+  python benchmarks/supernet_step.py --layers 8 --channels 16 --batch 64 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+
+from trainables.arch import make_space
+from trainables.config import SearchConfig
+from trainables.groups import DEFAULT_GROUPS, Groups
+from trainables.layout import plan_cells
+from trainables.search import _build_state, _stage_cost, run_search
+from trainables.train import search_epoch
+
+VARIANTS = {
+    # name: config overrides; "plain" is DARTS's structure (one ReLU per candidate)
+    "plain": {"fast": False},
+    "shared-relu": {"fast": True},
+}
+
+
+class _Table:
+    def __init__(self, candidates, time_us, energy_uj):
+        self.candidates, self.time_us, self.energy_uj = candidates, time_us, energy_uj
+
+
+def _table(config: SearchConfig):
+    """A synthetic per-candidate cost table (the step's cost term costs the same for any table)."""
+    import numpy as np
+    from trainables.ops import CANDIDATES
+
+    n = len(plan_cells(config.layers, config.channels, config.nodes, 32, config.stem_multiplier))
+    shape = (n, sum(range(2, config.nodes + 2)), len(CANDIDATES))
+    rng = np.random.default_rng(0)
+    return _Table(CANDIDATES, rng.random(shape) + 0.1, rng.random(shape) + 0.1)
+
+
+def _space(config: SearchConfig, stage: int):
+    groups = Groups(DEFAULT_GROUPS)
+    reductions = tuple(p.reduction for p in plan_cells(config.layers, config.channels, config.nodes, 32,
+                                                       config.stem_multiplier))
+    if stage == 1:
+        return make_space(groups.representatives(), reductions, config.nodes, config.share_alphas)
+    # stage 2: a plausible stage-1 outcome, seeded: every edge holds one whole group
+    g = torch.Generator().manual_seed(0)
+    n_edges = sum(range(2, config.nodes + 2))
+    n_sets = 2 if config.share_alphas else config.layers
+    pick = torch.randint(0, len(groups.names), (n_sets, n_edges), generator=g).tolist()
+    return make_space([[groups.ops(groups.names[k]) for k in row] for row in pick], reductions, config.nodes,
+                      config.share_alphas)
+
+
+def time_steps(config: SearchConfig, stage: int, steps: int, warmup: int, device: torch.device) -> dict:
+    space = _space(config, stage)
+    table = _table(config)
+    cost = _stage_cost(config.replace(lambda_time=0.1, lambda_energy=0.1), space, table, device, ref=None)
+    st = _build_state(config, space, cost, device)
+    x = torch.randn(config.batch_size, config.in_channels, 32, 32, device=device)
+    y = torch.randint(0, 10, (config.batch_size,), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(warmup):
+        search_epoch(st, [(x, y)], None, True, config.grad_clip)
+    sync()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        search_epoch(st, [(x, y)], None, True, config.grad_clip)
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    busy = None
+    if device.type == "cuda":
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            for _ in range(3):
+                search_epoch(st, [(x, y)], None, True, config.grad_clip)
+            sync()
+            wall_us = (time.perf_counter() - t0) * 1e6
+        kernel_us = sum(e.device_time_total for e in prof.key_averages())
+        busy = kernel_us / wall_us
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB, process-wide high-water mark
+    times.sort()
+    med = statistics.median(times)
+    return {"stage": stage, "median_ms": med, "p90_ms": times[int(0.9 * (len(times) - 1))],
+            "images_per_s": config.batch_size / med * 1e3, "peak_mib": peak, "gpu_busy": busy}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--layers", type=int, help="cells (default 8 on CUDA, 5 on CPU)")
+    p.add_argument("--channels", type=int, help="initial channels (default 16 on CUDA, 8 on CPU)")
+    p.add_argument("--batch", type=int, help="batch size (default 64 on CUDA, 32 on CPU)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per variant and stage")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, cudnn autotune)")
+    p.add_argument("--search-images", type=int, default=512,
+                   help="synthetic training images of the shortened full search (0 skips it)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    args = p.parse_args(argv)
+
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
+    geometry = dict(layers=args.layers or (8 if cuda else 5), channels=args.channels or (16 if cuda else 8),
+                    batch_size=args.batch or (64 if cuda else 32))
+    name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    rows = []
+    for variant in args.variants.split(","):
+        config = SearchConfig.from_dict({**geometry, "dataset": "cifar10", "device": device.type,
+                                         **VARIANTS[variant]})
+        for stage in (1, 2):
+            r = time_steps(config, stage, args.steps, args.warmup, device)
+            rows.append({"device": name, "variant": variant, **geometry, **r})
+        if args.search_images:
+            # a shortened full search (data on the device, both stages, target network), same seed per variant
+            cfg = config.replace(dataset="synthetic", train_size=args.search_images, val_size=128, test_size=128,
+                                 max_epochs=2, patience=9, warmup_epochs=0, eval_epochs=1, augment=True)
+            t0 = time.perf_counter()
+            res = run_search(cfg, cost_table=lambda op, c, h, s: (1.0 + (op == "sep_conv_5x5"), 1.0))
+            rows.append({"device": name, "variant": variant, **geometry, "stage": "search",
+                         "seconds": time.perf_counter() - t0, "supernet_accuracy": res.supernet_accuracy,
+                         "stage_seconds": res.phase_seconds})
+    _print(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+def _print(rows: list[dict]) -> None:
+    head = f"{'device':<28} {'variant':<12} {'stage':<7} {'median ms':>10} {'p90 ms':>8} {'img/s':>8} {'peak MiB':>9} {'busy':>6}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if r["stage"] == "search":
+            print(f"{r['device']:<28} {r['variant']:<12} {'search':<7} {r['seconds'] * 1e3:>10.0f} "
+                  f"{'':>8} {'':>8} {'':>9} {'':>6}  supernet acc {r['supernet_accuracy']:.4f}")
+            continue
+        busy = "n/a" if r["gpu_busy"] is None else f"{r['gpu_busy']:.0%}"
+        print(f"{r['device']:<28} {r['variant']:<12} {r['stage']:<7} {r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} "
+              f"{r['images_per_s']:>8.0f} {r['peak_mib']:>9.0f} {busy:>6}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
