@@ -63,6 +63,10 @@ class SearchConfig:
     eval_channels: int = 0  # 0 = same as channels
     eval_lr: float = 0.05  # SGD, cosine to 0
     eval_batch_size: int = 64
+    eval_train_size: int = 0  # training images of the target network (0 = the search's); it is far cheaper
+    # than the supernet, so a short protocol can afford more data than the search
+    bn_calibration_images: int = 512  # BN statistics re-estimated on this many training images before
+    # every accuracy measurement: short schedules leave running averages lagging the weights
 
     # --- cost model
     cost_batch: int = 1  # inference batch size the DRAM costs are computed for
@@ -152,7 +156,7 @@ def _validate(c: SearchConfig) -> None:
         if getattr(c, key) < 1:
             bad(key, "must be >= 1")
     for key in ("train_size", "val_size", "test_size", "warmup_epochs", "eval_epochs", "eval_layers",
-                "eval_channels", "learned_warmup_steps"):
+                "eval_channels", "learned_warmup_steps", "eval_train_size", "bn_calibration_images"):
         if getattr(c, key) < 0:
             bad(key, "must be >= 0")
     if c.max_skip_per_cell < -1:
@@ -189,7 +193,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   channels=4, max_epochs=2, patience=1, warmup_epochs=0, eval_epochs=1, eval_batch_size=64),
     # a real but short Fashion-MNIST search that a 2-core CPU machine finishes in a few minutes per trial
     "fashion": dict(dataset="fashion", train_size=1000, val_size=500, test_size=1000, batch_size=50,
-                    layers=3, channels=6, max_epochs=4, patience=2, warmup_epochs=1, eval_epochs=2),
+                    layers=3, channels=6, max_epochs=4, patience=2, warmup_epochs=1, eval_epochs=3, eval_lr=0.1,
+                    eval_train_size=2000),
     # DARTS geometry on CIFAR-10 (a GPU per trial)
     "cifar10": dict(dataset="cifar10", train_size=0, val_size=5000, test_size=0, batch_size=64, layers=8,
                     channels=16, max_epochs=25, patience=3, warmup_epochs=5, eval_epochs=20, eval_batch_size=128,

@@ -48,6 +48,7 @@ class Datasets:
     train: Split  # search (weights; also alphas with arch_data=same)
     val: Split  # held out from the training split: supernet accuracy; alphas with arch_data=split
     test: Split  # the official test split: the target network's accuracy
+    eval_train: Split  # the target network's training images (the search's, or more: eval_train_size)
 
 
 def _read_idx(path: str) -> np.ndarray:
@@ -127,7 +128,9 @@ def load_datasets(config: SearchConfig, device: torch.device | str = "cpu") -> D
     perm = np.random.default_rng(0).permutation(len(tr_y))
     n_val = min(config.val_size, len(tr_y) // 2)
     n_train = min(config.train_size or len(tr_y) - n_val, len(tr_y) - n_val)
+    n_eval = min(config.eval_train_size or n_train, len(tr_y) - n_val)
     val_idx, train_idx = perm[:n_val], perm[n_val:n_val + n_train]
+    eval_idx = perm[n_val:n_val + n_eval]  # starts with the search's images
     test_idx = np.arange(min(config.test_size or len(tey), len(tey)))
 
     tr = _to_tensor(trx[train_idx])
@@ -138,8 +141,11 @@ def load_datasets(config: SearchConfig, device: torch.device | str = "cpu") -> D
         t = _to_tensor(x) if t is None else t
         return Split(((t - mean) / std).contiguous(), torch.from_numpy(np.ascontiguousarray(y))).to(torch.device(device))
 
-    data = Datasets(split(trx[train_idx], tr_y[train_idx], tr), split(*_subset(trx, tr_y, val_idx)), split(tex[test_idx], tey[test_idx]))
-    log.info("data %s: train %d, val %d, test %d on %s", config.dataset, len(data.train), len(data.val), len(data.test), device)
+    train = split(trx[train_idx], tr_y[train_idx], tr)
+    data = Datasets(train, split(*_subset(trx, tr_y, val_idx)), split(tex[test_idx], tey[test_idx]),
+                    train if n_eval == n_train else split(*_subset(trx, tr_y, eval_idx)))
+    log.info("data %s: train %d, val %d, test %d, target-network train %d on %s", config.dataset, len(data.train),
+             len(data.val), len(data.test), len(data.eval_train), device)
     return data
 
 

@@ -31,7 +31,7 @@ from .groups import Groups, parse_groups
 from .layout import network_instances, plan_cells
 from .ops import CANDIDATES
 from .result import SearchResult, load_checkpoint, network_macs, save_checkpoint
-from .train import CostTerm, SearchState, accuracy, epoch_summary, search_epoch, set_lr, train_epoch
+from .train import CostTerm, SearchState, accuracy, calibrate_bn, epoch_summary, search_epoch, set_lr, train_epoch
 
 log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
@@ -107,7 +107,7 @@ def run_search(config: SearchConfig, report: Report | None = None, checkpoint=No
         sets = torch.tensor(space2.set_of_cell, device=device)
         state.update(
             genotype=genotype.to_dict(), stage2_epochs=state["epoch"],
-            supernet_accuracy=accuracy(st.net, data.val.x, data.val.y, weights=mixing_weights(st.alpha.detach(), st.mask, sets)),
+            supernet_accuracy=_supernet_accuracy(config, st, data, sets),
             phase="eval", epoch=0, net=None, alpha=None)
         state["phase_seconds"]["stage2"] = state.pop("phase_elapsed", 0.0)
 
@@ -168,7 +168,7 @@ def _run_stage(config: SearchConfig, stage: int, space: ArchSpace, cost: CostTer
         m = search_epoch(st, batches(data.train, config.batch_size, gen, config.augment), arch_stream,
                          update_arch, config.grad_clip)
         metrics = {"phase": phase, "epoch": epoch + 1, **epoch_summary(m, phase, epoch + 1), "lr": lr,
-                   "val_acc": accuracy(st.net, data.val.x, data.val.y, weights=mixing_weights(st.alpha.detach(), st.mask, sets)),
+                   "val_acc": _supernet_accuracy(config, st, data, sets),
                    "alpha_entropy": float(alpha_entropy(st.alpha.detach(), st.mask))}
         now = argmax_names(space, st.alpha)
         if update_arch:
@@ -182,6 +182,13 @@ def _run_stage(config: SearchConfig, stage: int, space: ArchSpace, cost: CostTer
     state.pop("stable", None)
     state.pop("prev_argmax", None)
     return st
+
+
+def _supernet_accuracy(config: SearchConfig, st: SearchState, data: Datasets, sets: torch.Tensor) -> float:
+    """Validation accuracy of the supernet under the current mixing weights (BN re-estimated first)."""
+    w = mixing_weights(st.alpha.detach(), st.mask, sets)
+    calibrate_bn(st.net, data.train.x[:config.bn_calibration_images], weights=w)
+    return accuracy(st.net, data.val.x, data.val.y, weights=w)
 
 
 def _build_state(config: SearchConfig, space: ArchSpace, cost: CostTerm, device: torch.device) -> SearchState:
@@ -211,12 +218,15 @@ def _train_target(config: SearchConfig, genotype, data: Datasets, gen: torch.Gen
         t0 = time.perf_counter()
         epoch = state["epoch"]
         lr = set_lr(opt, epoch, config.eval_epochs, config.eval_lr, 1e-4)
-        m = train_epoch(net, opt, batches(data.train, config.eval_batch_size, gen, config.augment), config.grad_clip)
+        m = train_epoch(net, opt, batches(data.eval_train, config.eval_batch_size, gen, config.augment),
+                        config.grad_clip)
+        calibrate_bn(net, data.eval_train.x[:config.bn_calibration_images])
         metrics = {"phase": "eval", "epoch": epoch + 1, **epoch_summary(m, "eval", epoch + 1), "lr": lr,
                    "val_acc": accuracy(net, data.val.x, data.val.y)}
         state.update(epoch=epoch + 1, net=net.state_dict(), w_opt=opt.state_dict(),
                      phase_elapsed=state.get("phase_elapsed", 0.0) + time.perf_counter() - t0)
         emit(metrics)
+    calibrate_bn(net, data.eval_train.x[:config.bn_calibration_images])  # also after a resume at the end
     return accuracy(net, data.test.x, data.test.y), net
 
 

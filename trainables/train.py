@@ -124,6 +124,24 @@ def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, batches: Iterable, g
 
 
 @torch.no_grad()
+def calibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int = 256, weights: torch.Tensor | None = None) -> None:
+    """Re-estimate every BN layer's running mean/var as the exact average over ``x`` (train-mode
+    forwards, no weight change), so accuracy reflects the current weights rather than a lagging EMA."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns or x.shape[0] == 0:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    net.train()
+    for i in range(0, x.shape[0], batch_size):
+        net(x[i:i + batch_size], weights) if weights is not None else net(x[i:i + batch_size])
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+
+
+@torch.no_grad()
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
              weights: torch.Tensor | None = None) -> float:
     """Top-1 accuracy in eval mode (BN running statistics)."""
