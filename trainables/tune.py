@@ -86,12 +86,14 @@ def cost_query_fn(options: Mapping[str, Any]):
 
 def _where(resumed: bool) -> dict[str, Any]:
     """Reported with every result: the Ray node id (on one machine every node_ip is 127.0.0.1), the
-    worker's pid, and whether this run of the trial started from a checkpoint."""
+    worker's pid, whether this run of the trial started from a checkpoint, and its GPU ids ("" on CPU)."""
     import os
 
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(), "worker_pid": os.getpid(), "resumed": resumed}
+    gpus = ",".join(str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", []))
+    return {"node_id": ray.get_runtime_context().get_node_id(), "worker_pid": os.getpid(), "resumed": resumed,
+            "gpu_ids": gpus}
 
 
 def search_trainable(config: dict[str, Any]) -> None:

@@ -1,0 +1,113 @@
+"""Multi-node on one machine: ``ray.cluster_utils.Cluster`` with a CPU-only head and two worker nodes that
+declare one logical GPU each (torch sees no CUDA device, so trials run on CPU with device=auto). One
+experiment of two trials: one trial per worker node, one GPU each, both asking the one cost service,
+and every trial completed in trials.parquet. Run inside shared/tools/loopback-only.
+
+The helpers here (``TINY``, ``start_cluster``, ``trial_rows``, ``search``) are shared with test_faults.py.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from orchestrator import cli
+
+ray = pytest.importorskip("ray")
+
+# a trial in seconds on one CPU thread: 2 batches per epoch, 2-node cells, no patience stop
+TINY = ["dataset=synthetic", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "eval_batch_size=16",
+        "layers=3", "channels=4", "nodes=2", "max_epochs=2", "patience=5", "eval_epochs=1", "augment=false"]
+
+
+def start_cluster(workers: int = 2, gpus_per_worker: int = 1):
+    """A head without GPUs (it holds the driver side and the cost service) and ``workers`` GPU nodes."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0,
+                                                            "include_dashboard": False})
+    nodes = [cluster.add_node(num_cpus=1, num_gpus=gpus_per_worker) for _ in range(workers)]
+    cluster.wait_for_nodes()
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address=cluster.address, namespace="hwnas", log_to_driver=False)
+    return cluster, nodes
+
+
+def stop_cluster(cluster) -> None:
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``condition()`` until it returns something truthy (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def search(cluster, storage: Path, name: str, *sets: str) -> int:
+    """``hwnas search`` against the cluster (as a driver on it would), tiny trials."""
+    return cli.main(["search", "--preset", "smoke", "--storage", str(storage), "--name", name,
+                     "--address", cluster.address, "--set", *TINY, *sets])
+
+
+def trial_rows(storage: Path, name: str) -> list[dict]:
+    return pq.read_table(storage / name / "trials.parquet").to_pylist()
+
+
+def final_results(storage: Path, name: str) -> dict[str, dict]:
+    """trial_id -> its final Tune result (from result.json; the record plus node_id, gpu_ids, resumed)."""
+    out = {}
+    for path in (storage / name).glob("search_trainable_*/result.json"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        done = [r for r in lines if r.get("phase") == "done"]
+        if done:
+            out[done[-1]["trial_id"]] = done[-1]
+    return out
+
+
+def cost_stats() -> dict:
+    from cost_models.service import get_cost_service
+
+    return ray.get(get_cost_service(name="hwnas-cost", namespace="hwnas").stats.remote())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c, nodes = start_cluster()
+    try:
+        yield c, nodes
+    finally:
+        stop_cluster(c)
+
+
+def test_trials_spread_over_gpu_nodes_one_cost_service(cluster, tmp_path, capsys):
+    c, nodes = cluster
+    worker_ids = {n.node_id for n in nodes}
+    assert ray.cluster_resources().get("GPU") == 2
+    assert search(c, tmp_path, "multi", "lambda_time=[0,1]") == 0
+    capsys.readouterr()
+    # every trial is in trials.parquet, completed
+    rows = trial_rows(tmp_path, "multi")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
+    assert sorted(r["lambda_time"] for r in rows) == [0.0, 1.0]
+    # one trial per worker node (each node has one GPU, each trial holds one), never the GPU-less head
+    finals = final_results(tmp_path, "multi")
+    assert set(finals) == {r["trial_id"] for r in rows}
+    used = [f["node_id"] for f in finals.values()]
+    assert set(used) == worker_ids, (used, worker_ids)
+    assert all(f["gpu_ids"] != "" and "," not in f["gpu_ids"] for f in finals.values())
+    # both trials asked the one detached cost service: batches from both, the second hitting its cache
+    stats = cost_stats()
+    assert stats["calls"] >= 2 * len(rows) and stats["hits"] > 0
+    actors = [a for a in ray._private.state.actors().values()
+              if a["Name"] == "hwnas-cost" and a["State"] == "ALIVE"]
+    assert len(actors) == 1 and actors[0]["Pid"] == stats["pid"]
