@@ -1,0 +1,194 @@
+"""Faults, each on a real multi-node Ray (``ray.cluster_utils.Cluster``: a head and two logical-GPU nodes):
+
+(a) a trial's worker process SIGKILLed mid-stage resumes from its checkpoint; its final record equals an
+    uninterrupted run_search of the same config (CPU, one thread, same seed);
+(b) the cost service SIGKILLed mid-experiment is restarted by Ray and the trials' costs are unchanged;
+(c) the driver (`hwnas search` in a subprocess) gets SIGINT after one trial finished; `hwnas search
+    --resume NAME` finishes the rest without redoing the finished trial;
+(d) the worker node running a trial is removed: the trial runs again on the other node.
+In every case trials.parquet has every trial, completed. Run inside shared/tools/loopback-only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.test_multinode import TINY, cost_stats, final_results, search, start_cluster, stop_cluster, trial_rows, \
+    wait_until
+
+ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("genotype", "stage1_choice", "accuracy", "supernet_accuracy", "dram_time_us", "dram_energy_uj",
+        "stage1_epochs", "stage2_epochs", "params", "flops")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c, nodes = start_cluster()
+    try:
+        yield c, nodes
+    finally:
+        stop_cluster(c)
+
+
+def trial_actors(state: str = "ALIVE") -> dict[str, dict]:
+    """Tune trial actors (function trainables run in ImplicitFunc actors) in ``state``, by actor id."""
+    return {k: a for k, a in ray._private.state.actors().items()
+            if a["ActorClassName"] == "ImplicitFunc" and a["State"] == state}
+
+
+def first_checkpoint(exp_dir: Path) -> Path | None:
+    return next(iter(exp_dir.glob("search_trainable_*/checkpoint_*")), None)
+
+
+def search_config(row: dict):
+    """The trial's SearchConfig from its trials.parquet row (the config column also holds Tune's options)."""
+    from trainables.tune import split_trial_config
+
+    return split_trial_config(json.loads(row["config"]))[0]
+
+
+def in_background(fn) -> threading.Thread:
+    """Run ``fn`` in a thread; the test re-raises its exception (if any) via ``t.error``."""
+    def body():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            t.error = exc
+    t = threading.Thread(target=body, daemon=True)
+    t.error = None
+    t.start()
+    return t
+
+
+def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys):
+    c, _ = cluster
+    before = set(trial_actors())
+    killed: dict = {}
+
+    def kill_after_first_checkpoint():
+        wait_until(lambda: first_checkpoint(tmp_path / "a"), 120, "the trial's first checkpoint")
+        actor = wait_until(lambda: [a for k, a in trial_actors().items() if k not in before], 30, "the trial actor")[0]
+        killed["pid"] = actor["Pid"]
+        os.kill(actor["Pid"], signal.SIGKILL)
+
+    killer = in_background(kill_after_first_checkpoint)
+    assert search(c, tmp_path, "a", "lambda_time=[0.5]", "max_epochs=3", "max_failures=1") == 0
+    killer.join(5)
+    assert killer.error is None and killed
+    capsys.readouterr()
+    (row,) = trial_rows(tmp_path, "a")
+    assert row["status"] == "completed"
+    final = final_results(tmp_path, "a")[row["trial_id"]]
+    assert final["resumed"] is True and final["worker_pid"] != killed["pid"]
+
+    # the same config, uninterrupted, in this process (one thread, as Ray gives a 1-CPU trial)
+    import torch
+
+    from trainables import run_search
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = run_search(search_config(row)).to_record()
+    finally:
+        torch.set_num_threads(threads)
+    for key in KEYS:
+        got = json.loads(row[key]) if key in ("genotype", "stage1_choice") else row[key]
+        assert got == ref[key], key
+
+
+def test_b_cost_service_restarts_with_same_costs(cluster, tmp_path, capsys):
+    c, _ = cluster
+    old_pid = cost_stats()["pid"]
+
+    def kill_cost_service_mid_trial():
+        wait_until(lambda: first_checkpoint(tmp_path / "b"), 120, "the trial's first checkpoint")
+        os.kill(old_pid, signal.SIGKILL)
+
+    killer = in_background(kill_cost_service_mid_trial)
+    assert search(c, tmp_path, "b", "lambda_time=[1]", "lambda_energy=[1]") == 0
+    killer.join(5)
+    assert killer.error is None
+    capsys.readouterr()
+    stats = cost_stats()
+    assert stats["pid"] != old_pid and stats["calls"] >= 1  # a new process, and it answered the trial
+    (row,) = trial_rows(tmp_path, "b")
+    assert row["status"] == "completed"
+    # the costs the trial got from the restarted service are those of the in-process model
+    from cost_models.network import network_cost
+    from trainables.cells import expand_genotype
+    from trainables.genotype import Genotype
+
+    cfg = search_config(row)
+    local = network_cost(expand_genotype(Genotype.from_dict(json.loads(row["genotype"])), cfg.layers), cfg, None,
+                         layers=cfg.layers, channels=cfg.channels)
+    assert row["dram_time_us"] == pytest.approx(local.dram_time_us, rel=1e-12)
+    assert row["dram_energy_uj"] == pytest.approx(local.dram_energy_uj, rel=1e-12)
+
+
+def test_c_sigint_driver_then_resume(cluster, tmp_path):
+    c, _ = cluster
+    before_dead = set(trial_actors("DEAD"))
+    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+           "--name", "c", "--address", c.address, "--set", *TINY, "lambda_time=[0,1]", "max_concurrent_trials=1"]
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # one trial finished (its actor is gone) while the other runs: interrupt as a user's Ctrl-C would
+        wait_until(lambda: driver.poll() is not None or set(trial_actors("DEAD")) - before_dead, 180,
+                   "the first trial to finish")
+        assert driver.poll() is None, driver.stdout.read()
+        driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    first = {r["trial_id"]: r for r in trial_rows(tmp_path, "c")}
+    done = {k: r for k, r in first.items() if r["status"] == "completed"}
+    assert len(first) == 2 and len(done) == 1, out[-3000:]
+
+    assert cli_main(["search", "--preset", "smoke", "--storage", str(tmp_path), "--resume", "c",
+                     "--address", c.address, "--set", *TINY, "lambda_time=[0,1]", "max_concurrent_trials=1"]) == 0
+    after = {r["trial_id"]: r for r in trial_rows(tmp_path, "c")}
+    assert set(after) == set(first) and {r["status"] for r in after.values()} == {"completed"}
+    for trial_id, row in done.items():  # not redone: the very same record (its own wall time included);
+        same = {k: v for k, v in after[trial_id].items() if k != "is_pareto"}  # the front now has both trials
+        assert same == {k: v for k, v in row.items() if k != "is_pareto"}
+    (resumed_id,) = set(after) - set(done)
+    assert final_results(tmp_path, "c")[resumed_id]["phase"] == "done"
+
+
+def cli_main(argv: list[str]) -> int:
+    from orchestrator import cli
+
+    return cli.main(argv)
+
+
+def test_d_removed_node_trial_runs_elsewhere(cluster, tmp_path, capsys):
+    c, nodes = cluster
+    before = set(trial_actors())
+    removed: dict = {}
+
+    def remove_node_of_trial():
+        wait_until(lambda: first_checkpoint(tmp_path / "d"), 120, "the trial's first checkpoint")
+        actor = wait_until(lambda: [a for k, a in trial_actors().items() if k not in before], 30, "the trial actor")[0]
+        node = next(n for n in nodes if n.node_id == actor["Address"]["NodeID"])
+        removed["node_id"] = node.node_id
+        c.remove_node(node)
+
+    remover = in_background(remove_node_of_trial)
+    assert search(c, tmp_path, "d", "lambda_time=[2]", "max_epochs=3", "max_failures=2") == 0
+    remover.join(30)
+    assert remover.error is None and removed
+    capsys.readouterr()
+    (row,) = trial_rows(tmp_path, "d")
+    assert row["status"] == "completed"
+    final = final_results(tmp_path, "d")[row["trial_id"]]
+    assert final["node_id"] != removed["node_id"] and final["resumed"] is True
