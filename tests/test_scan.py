@@ -250,3 +250,33 @@ def test_adaptive_config_round_trips():
     again = ExperimentConfig.from_dict(exp.to_dict())
     assert again == exp and again.scan == "adaptive" and again.scan_budget == 9
     assert math.isclose(again.scan_min_gain, 0.01)
+
+
+# ---------------------------------------------------------------------------------------------- --compare
+def test_pareto_compare_table_and_plot(tmp_path, capsys):
+    from orchestrator import cli
+    from orchestrator.experiment import write_results
+
+    storage = Storage.from_uri(tmp_path).check()
+    S.run_scan(exp_of("lambda_time=[0,0.1,10]", "scan_budget=6", "name=adaptive", storage=str(tmp_path)), storage,
+               FakeRounds())
+    grid_pts = [(0, 0), (0.1, 0), (0.4642, 0), (2.154, 0), (10, 0), (0.02, 0)]
+    rows = FakeRounds()(0, [dict(seed=0, lambda_time=lt, lambda_energy=le, profile="mobile-npu") for lt, le in grid_pts])
+    table, _ = write_results(storage, "grid", rows)
+    storage.child("grid").write_table(S.SCAN_FILE, S.grid_scan_table(table, 1.0))
+    a, g = str(tmp_path / "adaptive"), str(tmp_path / "grid")
+    assert cli.main(["pareto", a, "--compare", g, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["experiment"], r["scan"], r["trials"]) for r in out] == [("adaptive", "adaptive", 6), ("grid", "grid", 6)]
+    assert all(0 < r["hypervolume"] <= 1.21 and r["largest_gap"] > 0 for r in out)
+    png = tmp_path / "c.png"
+    assert cli.main(["pareto", a, "--compare", g, "--plot", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].split()[:3] == ["experiment", "scan", "trials"] and png.stat().st_size > 10_000
+    # --plot of one experiment shows its hypervolume per round; a folder without scan.parquet still plots
+    assert cli.main(["pareto", a, "--plot", str(tmp_path / "a.png")]) == 0
+    (tmp_path / "grid" / "scan.parquet").unlink()
+    assert cli.main(["pareto", g, "--plot", str(tmp_path / "g.png")]) == 0
+    capsys.readouterr()
+    assert cli.main(["pareto", g, "--compare", a, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split(",")[1] == "-"  # no scan table: scan unknown
