@@ -85,10 +85,19 @@ def test_cost_weight_lowers_expected_cost():
     assert final_stage1_time(2.0) < 0.9 * final_stage1_time(0.0)
 
 
+RESUME_CFG = dict(seed=5, max_epochs=3, patience=9, eval_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return run_search(tiny(**RESUME_CFG), cost_table=pools_cheap,
+                      checkpoint=tmp_path_factory.mktemp("full") / "full.pt")
+
+
 @pytest.mark.parametrize("stop_after", [("stage1", 2), ("stage2", 1), ("eval", 1)])
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, stop_after):
-    cfg = tiny(seed=5, max_epochs=3, patience=9, eval_epochs=2)
-    full = run_search(cfg, cost_table=pools_cheap, checkpoint=tmp_path / "full.pt")
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, stop_after, uninterrupted):
+    cfg = tiny(**RESUME_CFG)
+    full = uninterrupted
 
     class Killed(Exception):
         pass
