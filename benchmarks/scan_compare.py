@@ -55,7 +55,7 @@ def main() -> int:
         preset="smoke", storage=storage, name="adaptive",
         sets=[*common, f"lambda_time=[0,{args.lambda_min},{args.lambda_max}]", "scan=adaptive", "scan_init=3",
               f"scan_budget={args.budget}", "scan_batch=2", "scan_rounds=10", "scan_min_gain=0"])
-    ray.init(num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
     seconds = {}
     try:
         for exp in (grid, adaptive):
