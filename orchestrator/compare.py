@@ -98,6 +98,7 @@ def plot_hypervolume(ax, scan: pa.Table, label: str = "", color: Any = None) -> 
     ax.set_xlabel("scan round (labels: trials so far)")
     ax.set_ylabel("front hypervolume (ref. 1, 1.1, 1.1)")
     ax.set_xticks(sorted(set(rounds)))
+    ax.ticklabel_format(axis="y", useOffset=False)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=7, framealpha=0.6)
 
