@@ -36,7 +36,7 @@ BAD = {  # query -> a word its error message must contain
 
 @pytest.fixture(scope="module")
 def service():
-    ray.init(num_cpus=1, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False,
+    ray.init(address="local", num_cpus=1, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False,
              configure_logging=False)
     try:
         yield get_cost_service()

@@ -29,7 +29,7 @@ def ray_local(s3_server):
     mp.setenv("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

@@ -33,7 +33,7 @@ FASHION_FILES = {
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor  # (N, C, 32, 32) float32, normalised
+    x: torch.Tensor  # (N, C, 32, 32) float32, normalised (16 x 16 for the synthetic set)
     y: torch.Tensor  # (N,) int64
 
     def __len__(self) -> int:
@@ -90,24 +90,23 @@ def load_cifar10(root: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nda
 
 
 def synthetic(n: int, seed: int, in_channels: int = 1, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable toy images: each class is a fixed random 8x8 pattern upsampled, plus noise."""
+    """Learnable toy 16x16 images: each class is a fixed random 4x4 pattern upsampled, plus noise."""
     rng = np.random.default_rng(seed)
-    protos = np.random.default_rng(1234).random((classes, in_channels, 8, 8)).astype(np.float32)
+    protos = np.random.default_rng(1234).random((classes, in_channels, 4, 4)).astype(np.float32)
     y = rng.integers(0, classes, n)
-    x = np.kron(protos[y], np.ones((1, 1, 4, 4), np.float32)) + 0.3 * rng.standard_normal((n, in_channels, 32, 32))
+    x = np.kron(protos[y], np.ones((1, 1, 4, 4), np.float32)) + 0.3 * rng.standard_normal((n, in_channels, 16, 16))
     return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
 
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
-    """uint8 images -> float (N, C, 32, 32) in [0, 1]; 28x28 grey images are zero-padded to 32x32."""
+    """uint8 images -> float (N, C, H, W) in [0, 1]; 28x28 grey images are zero-padded to 32x32."""
     t = torch.from_numpy(np.ascontiguousarray(x))
     if t.ndim == 3:  # (N, 28, 28) grey
         t = t.unsqueeze(1)
     elif t.shape[-1] == 3:  # (N, 32, 32, 3) HWC
         t = t.permute(0, 3, 1, 2)
     t = t.float().div_(255.0)
-    pad = (32 - t.shape[-1]) // 2
-    return F.pad(t, (pad, pad, pad, pad)) if pad > 0 else t
+    return F.pad(t, (2, 2, 2, 2)) if t.shape[-1] == 28 else t
 
 
 def _subset(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
