@@ -90,9 +90,11 @@ def connect(address: str | None, namespace: str) -> None:
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"namespace": namespace, "log_to_driver": True}
-    if address:
-        kwargs["address"] = address
-    else:
+    # Inside a Ray job the cluster's address is in RAY_ADDRESS; otherwise start a fresh local Ray rather
+    # than silently joining whatever cluster a stale /tmp/ray/ray_current_cluster points at.
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    kwargs["address"] = address
+    if address == "local":
         kwargs["include_dashboard"] = False
     ray.init(**kwargs)
 

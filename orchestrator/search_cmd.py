@@ -40,7 +40,7 @@ def register(subparsers) -> None:
                         "(default: the preset's name, else 'hwnas')")
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to use, as ray.init takes it ('auto', 'ray://head:10001', host:port); "
-                        "default: start a local Ray")
+                        "default: $RAY_ADDRESS (set inside a Ray job), else start a local Ray")
     p.add_argument("--scan", choices=["grid", "adaptive"],
                    help="grid: every point of the lambda lists (default); adaptive: a coarse grid, then new lambda "
                         "points where the front has its largest gaps until scan_budget trials or scan_min_gain "
