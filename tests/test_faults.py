@@ -80,7 +80,8 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
         os.kill(actor["Pid"], signal.SIGKILL)
 
     killer = in_background(kill_after_first_checkpoint)
-    assert search(c, tmp_path, "a", "lambda_time=[0.5]", "max_epochs=3", "max_failures=1") == 0
+    # long enough (12 epochs of 8 steps) that the kill after the first checkpoint always lands mid-search
+    assert search(c, tmp_path, "a", "lambda_time=[0.5]", "train_size=128", "max_epochs=6", "max_failures=1") == 0
     killer.join(5)
     assert killer.error is None and killed
     capsys.readouterr()
@@ -184,7 +185,7 @@ def test_d_removed_node_trial_runs_elsewhere(cluster, tmp_path, capsys):
         c.remove_node(node)
 
     remover = in_background(remove_node_of_trial)
-    assert search(c, tmp_path, "d", "lambda_time=[2]", "max_epochs=3", "max_failures=2") == 0
+    assert search(c, tmp_path, "d", "lambda_time=[2]", "train_size=128", "max_epochs=6", "max_failures=2") == 0
     remover.join(30)
     assert remover.error is None and removed
     capsys.readouterr()
