@@ -26,7 +26,7 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from cost_models.traffic import primitive_cost  # noqa: E402
-from trainables.ops import Primitive  # noqa: E402
+from searchspace.ops import Primitive  # noqa: E402
 
 # (label, primitive, H, W): the primitive's input is H x W
 LAYERS = [

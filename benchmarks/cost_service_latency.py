@@ -21,10 +21,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ray  # noqa: E402
 
 from cost_models import CostQuery, local_query_fn  # noqa: E402
-from cost_models.service import get_cost_service  # noqa: E402
-from trainables.config import SearchConfig  # noqa: E402
-from trainables.layout import plan_cells, supernet_edge_shapes  # noqa: E402
-from trainables.ops import CANDIDATES  # noqa: E402
+from orchestrator.cost_service import get_cost_service  # noqa: E402
+from searchspace.config import SearchConfig  # noqa: E402
+from searchspace.layout import plan_cells, supernet_edge_shapes  # noqa: E402
+from searchspace.ops import CANDIDATES  # noqa: E402
 
 
 def _table_queries(config: SearchConfig) -> list[CostQuery]:

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from trainables.config import SearchConfig, parse_set
+from searchspace.config import SearchConfig, parse_set
 from trainables.data import load_datasets
-from trainables.genotype import CellGenotype, Genotype
-from trainables.ops import CANDIDATES
+from searchspace.genotype import CellGenotype, Genotype
+from searchspace.ops import CANDIDATES
 from trainables.search import _train_target, run_search
 
 DEFAULTS = dict(dataset="fashion", train_size=2000, val_size=500, test_size=2000, layers=5, channels=8,

@@ -20,9 +20,9 @@ import time
 import torch
 
 from trainables.arch import make_space
-from trainables.config import SearchConfig
-from trainables.groups import DEFAULT_GROUPS, Groups
-from trainables.layout import plan_cells
+from searchspace.config import SearchConfig
+from searchspace.groups import DEFAULT_GROUPS, Groups
+from searchspace.layout import plan_cells
 from trainables.search import _build_state, _stage_cost, run_search
 from trainables.train import search_epoch
 
@@ -41,7 +41,7 @@ class _Table:
 def _table(config: SearchConfig):
     """A synthetic per-candidate cost table (the step's cost term costs the same for any table)."""
     import numpy as np
-    from trainables.ops import CANDIDATES
+    from searchspace.ops import CANDIDATES
 
     n = len(plan_cells(config.layers, config.channels, config.nodes, 32, config.stem_multiplier))
     shape = (n, sum(range(2, config.nodes + 2)), len(CANDIDATES))

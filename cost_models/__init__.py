@@ -1,14 +1,15 @@
-"""DRAM cost models: processor profiles, the analytic DRAM traffic model, network costs, and (in
-``cost_models.service``, the only module that imports Ray) the cost service actor.
+"""DRAM cost models: processor profiles, the analytic DRAM traffic model, network costs.
 
-Importing this package does not import Ray.
+Reads the search space (``searchspace``) only: no torch, no Ray. The Ray actor that serves these
+queries to every trial of an experiment lives in ``orchestrator.cost_service``.
 """
-from .network import EdgeCostTable, NetworkCost, edge_cost_table, network_cost
+from .network import EdgeCostTable, NetworkCost, derived_network_cost, edge_cost_table, network_cost
 from .profile import CostQueryError, Profile, list_profiles, load_profile
 from .query import CostQuery, QueryFn, compute, local_query_fn
 from .traffic import OpCost, op_cost
 
 __all__ = [
     "CostQuery", "CostQueryError", "EdgeCostTable", "NetworkCost", "OpCost", "Profile", "QueryFn", "compute",
-    "edge_cost_table", "list_profiles", "load_profile", "local_query_fn", "network_cost", "op_cost",
+    "derived_network_cost", "edge_cost_table", "list_profiles", "load_profile", "local_query_fn", "network_cost",
+    "op_cost",
 ]

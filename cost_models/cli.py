@@ -12,7 +12,7 @@ import argparse
 import json
 import logging
 
-from trainables.ops import OPS
+from searchspace.ops import OPS
 
 from .profile import list_profiles, load_profile
 from .traffic import op_cost

@@ -3,7 +3,7 @@ per-(cell, edge, candidate) table (what the search loss weighs the architecture 
 
 Both ask their ``query_fn`` once, with one batch of deduplicated queries, so a Tune trial talks to the
 cost service actor once per table; without a ``query_fn`` they compute in process (``hwnas trial``).
-Shapes come from ``trainables.layout``, the single source of every tensor shape in the project.
+Shapes come from ``searchspace.layout``, the single source of every tensor shape in the project.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from trainables.config import SearchConfig
-from trainables.genotype import Genotype
-from trainables.layout import OpInstance, network_instances, plan_cells, supernet_edge_shapes
-from trainables.ops import CANDIDATES
+from searchspace.config import SearchConfig
+from searchspace.genotype import Genotype
+from searchspace.layout import OpInstance, expand_genotype, network_instances, plan_cells, supernet_edge_shapes
+from searchspace.ops import CANDIDATES
 
 from .query import CostQuery, QueryFn, local_query_fn
 from .traffic import OpCost
@@ -102,6 +102,13 @@ def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | N
     log.debug("network cost on %s: %d B, %.2f us, %.3f uJ over %d ops", config.profile, result.dram_bytes,
               result.dram_time_us, result.dram_energy_uj, len(rows))
     return result
+
+
+def derived_network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | None = None) -> NetworkCost:
+    """The cost a trial reports: the searched ``genotype`` mapped onto the target network
+    (``eval_layers`` x ``eval_channels``, each 0 = the search's) and costed there."""
+    layers, channels = config.eval_layers or config.layers, config.eval_channels or config.channels
+    return network_cost(expand_genotype(genotype, layers), config, query_fn, layers=layers, channels=channels)
 
 
 def edge_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> EdgeCostTable:

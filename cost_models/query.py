@@ -3,7 +3,7 @@
 A :class:`CostQuery` is hashable (the cost service's cache key) and converts to and from a plain dict
 (what crosses the Ray boundary and what the exported table stores). ``QueryFn`` is the one interface
 the network-level code needs: :func:`local_query_fn` answers in this process (``hwnas trial``, no Ray),
-``cost_models.service.actor_query_fn(handle)`` answers through the experiment's cost service actor.
+``orchestrator.cost_service.actor_query_fn(handle)`` answers through the experiment's cost service actor.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class CostQuery:
     """One operator on one input shape on one processor: ``(profile, op, c_in, c_out, h, w, stride, batch)``."""
 
     profile: str  # built-in profile name or profile file path
-    op: str  # a name of trainables.ops.OPS
+    op: str  # a name of searchspace.ops.OPS
     c_in: int
     c_out: int
     h: int

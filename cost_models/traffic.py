@@ -1,6 +1,6 @@
 """The analytic DRAM traffic model: bytes, time and energy of one operator on one processor profile.
 
-For an operator of ``trainables.ops.OPS`` on an input (batch, C, H, W) at a stride, at inference:
+For an operator of ``searchspace.ops.OPS`` on an input (batch, C, H, W) at a stride, at inference:
 
 1. **Stages.** The operator's primitive list becomes the kernels the processor runs. On a fused
    profile a ReLU is the prologue of its consumer, a BN is folded into its producer (a conv's bias:
@@ -34,7 +34,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field
 
-from trainables.ops import OPS, Primitive
+from searchspace.ops import OPS, Primitive
 
 from .profile import CostQueryError, Profile, load_profile
 

@@ -1,6 +1,6 @@
 """The ``hwnas`` command. Each subcommand lives in the module that owns it and registers itself here:
 
-  hwnas trial   one search in this process, no Ray            (trainables.trial_cmd)
+  hwnas trial   one search in this process, no Ray            (orchestrator.trial_cmd)
   hwnas cost    DRAM cost of one operator on a profile         (cost_models.cli)
   hwnas search  a Ray Tune experiment over seeds x lambdas     (orchestrator.search_cmd)
   hwnas pareto  read, print and plot an experiment's front     (orchestrator.pareto_cmd)
@@ -14,7 +14,7 @@ import sys
 
 # (subcommand module, attribute) pairs; imported lazily so `hwnas cost` never pays for Ray or torch.
 _COMMANDS = {
-    "trial": "trainables.trial_cmd",
+    "trial": "orchestrator.trial_cmd",
     "cost": "cost_models.cli",
     "search": "orchestrator.search_cmd",
     "pareto": "orchestrator.pareto_cmd",

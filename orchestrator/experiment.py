@@ -75,9 +75,9 @@ def check_profiles(exp: ExperimentConfig) -> None:
 
 def cost_service_available() -> bool:
     try:
-        import cost_models.service  # noqa: F401
+        from . import cost_service  # noqa: F401
     except ModuleNotFoundError as exc:
-        if exc.name == "cost_models.service":
+        if exc.name == "orchestrator.cost_service":
             return False
         raise
     return True
@@ -120,7 +120,7 @@ def build_param_space(exp: ExperimentConfig, options: Mapping[str, Any]) -> dict
     """
     from ray import tune
 
-    from trainables.tune import RESERVED_KEY
+    from .trainable import RESERVED_KEY
 
     if exp.scan != "grid":
         raise ValueError(f"scan {exp.scan!r} is not implemented by build_param_space")
@@ -179,7 +179,7 @@ def _point(config: Mapping[str, Any]) -> str:
 def build_tuner(exp: ExperimentConfig, storage: Storage, options: Mapping[str, Any], resume: bool = False):
     from ray import tune
 
-    from trainables.tune import search_trainable
+    from .trainable import search_trainable
 
     trainable = tune.with_resources(search_trainable, trial_resources(exp))
     storage_path, storage_fs = storage.tune_storage()
@@ -220,7 +220,7 @@ def _decode(v: Any) -> Any:
 
 def result_rows(experiment: str, results: Iterable[Any]) -> list[dict[str, Any]]:
     """Tune ``Result``s (``.metrics``, ``.config``, ``.error``) -> result rows; every trial gives one row."""
-    from trainables.tune import RESERVED_KEY
+    from .trainable import RESERVED_KEY
 
     rows = []
     for i, r in enumerate(results):
@@ -270,7 +270,7 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     options: dict[str, Any] = {"namespace": ray.get_runtime_context().namespace}
     cost_actor = None  # the driver keeps this handle for the whole experiment (see below)
     if cost_service_available():
-        from cost_models.service import get_cost_service
+        from .cost_service import get_cost_service
 
         # Started or found before any trial, and owned by this driver: a non-detached actor dies with its
         # owner, so if the driver dropped its handle the first trial would re-create it, own it, and take

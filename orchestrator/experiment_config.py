@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from trainables.config import PRESETS, ConfigError, SearchConfig, parse_set
-from trainables.config import preset as search_preset
+from searchspace.config import PRESETS, ConfigError, SearchConfig, parse_set
+from searchspace.config import preset as search_preset
 
 from .storage import DEFAULT_STORAGE
 
@@ -230,7 +230,7 @@ def _build(merged: Mapping[str, Any]) -> ExperimentConfig:
     return ExperimentConfig(search=search, **kwargs)
 
 
-# Default scans of the presets (the search part comes from trainables.config.PRESETS).
+# Default scans of the presets (the search part comes from searchspace.config.PRESETS).
 EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
     # two tiny trials: the end-to-end test of the whole pipeline (local Ray, storage, Pareto)
     "smoke": dict(seeds=(0,), lambda_time=(0.0, 1.0), lambda_energy=(0.0,), cpus_per_trial=1.0),

@@ -259,7 +259,7 @@ def budget_of(exp: "ExperimentConfig") -> int:
 
 def check_adaptive(exp: "ExperimentConfig") -> None:
     """Config rules of ``scan: adaptive`` (called from ExperimentConfig validation)."""
-    from trainables.config import ConfigError
+    from searchspace.config import ConfigError
 
     if len(exp.profile_list) != 1:
         raise ConfigError(f"config key 'profiles' = {exp.profile_list!r}: an adaptive scan runs one profile; run one "
@@ -460,7 +460,7 @@ def tune_round_runner(exp: "ExperimentConfig", storage: "Storage", options: Mapp
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from trainables.tune import RESERVED_KEY, search_trainable
+    from .trainable import RESERVED_KEY, search_trainable
 
     from .experiment import _progress_callback, result_rows, trial_resources
 

@@ -9,14 +9,14 @@ pyarrow; a rewrite replaces the file (never appends).
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from searchspace.files import atomic_write
 
 DEFAULT_STORAGE = "./hwnas-results"
 
@@ -170,16 +170,7 @@ class Storage:
         if self.is_s3:
             pq.write_table(table, target, filesystem=fs)  # one PUT: replaced atomically
         else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{Path(target).name}.", suffix=f".{uuid.uuid4().hex[:6]}.tmp",
-                                       dir=str(Path(target).parent))
-            os.close(fd)
-            try:
-                pq.write_table(table, tmp)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            atomic_write(target, lambda tmp: pq.write_table(table, tmp))
         return self.uri_of(name)
 
     def read_table(self, name: str) -> pa.Table:

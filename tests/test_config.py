@@ -1,7 +1,7 @@
 """Search config validation: every bad value is a ConfigError naming the key and the value."""
 import pytest
 
-from trainables.config import ConfigError, SearchConfig, parse_set, preset
+from searchspace.config import ConfigError, SearchConfig, parse_set, preset
 
 
 @pytest.mark.parametrize("data, match", [

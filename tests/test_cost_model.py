@@ -11,10 +11,10 @@ import pytest
 
 from cost_models import (CostQuery, CostQueryError, edge_cost_table, list_profiles, load_profile, local_query_fn,
                          network_cost, op_cost)
-from trainables.config import SearchConfig
-from trainables.genotype import CellGenotype, Genotype
-from trainables.layout import plan_cells
-from trainables.ops import CANDIDATES, OPS
+from searchspace.config import SearchConfig
+from searchspace.genotype import CellGenotype, Genotype
+from searchspace.layout import plan_cells
+from searchspace.ops import CANDIDATES, OPS
 
 PROFILES = ("mobile-npu", "edge-gpu", "h100", "eyeriss", "h100-eager")
 FUSED = tuple(p for p in PROFILES if load_profile(p).fused)

@@ -12,8 +12,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from cost_models import CostQuery, CostQueryError, edge_cost_table, local_query_fn  # noqa: E402
-from cost_models.service import EXPORT_SCHEMA, actor_query_fn, get_cost_service  # noqa: E402
-from trainables.config import SearchConfig  # noqa: E402
+from orchestrator.cost_service import EXPORT_SCHEMA, actor_query_fn, get_cost_service  # noqa: E402
+from searchspace.config import SearchConfig  # noqa: E402
 
 NAMESPACE = "hwnas-test-cost"
 

@@ -56,7 +56,7 @@ def second_checkpoint(exp_dir: Path) -> bool:
 
 def search_config(row: dict):
     """The trial's SearchConfig from its trials.parquet row (the config column also holds Tune's options)."""
-    from trainables.tune import split_trial_config
+    from orchestrator.trainable import split_trial_config
 
     return split_trial_config(json.loads(row["config"]))[0]
 
@@ -99,12 +99,14 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
     # the same config, uninterrupted, in this process (one thread, as Ray gives a 1-CPU trial)
     import torch
 
+    from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ref = run_search(search_config(row)).to_record()
+        cfg = search_config(row)
+        ref = run_search(cfg, edge_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg)).to_record()
     finally:
         torch.set_num_threads(threads)
     for key in KEYS:
@@ -131,8 +133,8 @@ def test_b_cost_service_restarts_with_same_costs(cluster, tmp_path, capsys):
     assert row["status"] == "completed"
     # the costs the trial got from the restarted service are those of the in-process model
     from cost_models.network import network_cost
-    from trainables.cells import expand_genotype
-    from trainables.genotype import Genotype
+    from searchspace.layout import expand_genotype
+    from searchspace.genotype import Genotype
 
     cfg = search_config(row)
     local = network_cost(expand_genotype(Genotype.from_dict(json.loads(row["genotype"])), cfg.layers), cfg, None,

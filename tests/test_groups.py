@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from trainables.data import load_datasets
-from trainables.groups import DEFAULT_GROUPS, Groups, cluster_operators, parse_groups
-from trainables.ops import CANDIDATES
+from searchspace.groups import DEFAULT_GROUPS, Groups, cluster_operators, parse_groups
+from searchspace.ops import CANDIDATES
 from trainables.search import _learn_groups
 
 from search_helpers import tiny

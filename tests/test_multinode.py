@@ -75,7 +75,7 @@ def final_results(storage: Path, name: str) -> dict[str, dict]:
 
 
 def cost_stats() -> dict:
-    from cost_models.service import get_cost_service
+    from orchestrator.cost_service import get_cost_service
 
     return ray.get(get_cost_service(name="hwnas-cost", namespace="hwnas").stats.remote())
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from trainables.ops import CANDIDATES, OPS, build_op, get_op, op_primitives
+from searchspace.ops import CANDIDATES, OPS, get_op, op_primitives
+from trainables.modules import build_op
 
 SHAPES = {"stem_conv_bn": (3, 12), "relu_conv_bn_1x1": (12, 8), "factorized_reduce": (8, 8), "classifier": (16, 10)}
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from orchestrator.experiment_config import ExperimentConfig, load_experiment_config
-from trainables.config import PRESETS, ConfigError
+from searchspace.config import PRESETS, ConfigError
 
 
 def test_smoke_preset_and_grid():

@@ -28,7 +28,7 @@ def record(acc: float, t: float, e: float, lt: float = 0.0, seed: int = 0) -> di
 
 
 def tune_result(trial_id: str, rec: dict | None, error: BaseException | None = None, lt: float = 0.0):
-    from trainables.tune import RESERVED_KEY, record_metrics
+    from orchestrator.trainable import RESERVED_KEY, record_metrics
 
     config = {"seed": 0, "lambda_time": lt, "lambda_energy": 0.0, "profile": "mobile-npu", "dataset": "fashion",
               RESERVED_KEY: {"cost_service": "hwnas-cost"}}
@@ -100,7 +100,7 @@ def test_pareto_command_formats_and_plot(tmp_path, capsys):
 
 
 def test_report_adapter_copies_checkpoint(tmp_path):
-    from trainables.tune import CHECKPOINT_FILE, TuneReporter, record_metrics
+    from orchestrator.trainable import CHECKPOINT_FILE, TuneReporter, record_metrics
 
     calls = []
 

@@ -14,7 +14,7 @@ from orchestrator.experiment_config import ExperimentConfig, load_experiment_con
 from orchestrator.results import make_row, rows_to_table
 from orchestrator.seedstats import point_stats
 from orchestrator.storage import Storage
-from trainables.config import ConfigError
+from searchspace.config import ConfigError
 
 
 def exp_of(*sets: str, **kw) -> ExperimentConfig:

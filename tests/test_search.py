@@ -6,7 +6,7 @@ import pytest
 
 from trainables import Genotype, run_search
 from trainables.arch import derive_genotype, make_space
-from trainables.groups import DEFAULT_GROUPS
+from searchspace.groups import DEFAULT_GROUPS
 from trainables.train import NonFiniteLoss
 
 from search_helpers import pools_cheap, tiny
@@ -32,7 +32,7 @@ def test_stage1_one_representative_per_group_and_stage2_the_winning_group(result
 
 def test_stage1_supernet_holds_exactly_one_candidate_per_group():
     from trainables.arch import make_space
-    from trainables.groups import Groups
+    from searchspace.groups import Groups
 
     reps = Groups(DEFAULT_GROUPS).representatives()
     space = make_space(reps, (False, True, False), 4, share=False)
@@ -44,7 +44,7 @@ def test_stage1_supernet_holds_exactly_one_candidate_per_group():
 def test_genotype_ops_come_from_stage2_candidates_two_inputs_per_node(result):
     r, _ = result
     for cell, cands in zip(r.genotype.cells, r.stage2_candidates):
-        from trainables.genotype import cell_edges
+        from searchspace.genotype import cell_edges
 
         index = {e: i for i, e in enumerate(cell_edges(4))}
         assert len(cell.edges) == 8

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from orchestrator import cli
-from trainables.config import SearchConfig
+from searchspace.config import SearchConfig
 from trainables.data import load_datasets, load_fashion
 
 

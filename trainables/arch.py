@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .genotype import CellGenotype, Genotype, cell_edges
+from searchspace.genotype import CellGenotype, Genotype, cell_edges
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .genotype import Genotype, cell_edges
-from .layout import CellPlan, plan_cells
-from .ops import FactorizedReduce, build_op
+from searchspace.genotype import Genotype, cell_edges
+from searchspace.layout import CellPlan, plan_cells
+from .modules import FactorizedReduce, build_op
 
 # [cell][edge] -> candidate operator names on that edge (empty = edge absent)
 EdgeSpec = list[list[tuple[str, ...]]]
@@ -134,38 +134,3 @@ def derived_edge_spec(genotype: Genotype, nodes: int) -> EdgeSpec:
             row[index[(src, dst)]] = (op,)
         spec.append(row)
     return spec
-
-
-def expand_genotype(genotype: Genotype, layers: int) -> Genotype:
-    """Map a searched genotype onto a target network of another depth.
-
-    Cells are split into segments by the reduction cells (normal / reduction / normal / ...); target cell
-    j at relative position p of its segment takes the searched cell at the same relative position of the
-    same segment. Same depth: the genotype itself.
-    """
-    if len(genotype.cells) == layers:
-        return genotype
-    from .layout import reduction_cells
-
-    def segments(flags: list[bool]) -> list[list[int]]:
-        segs: list[list[int]] = [[]]
-        for i, red in enumerate(flags):
-            if red:
-                segs.append([i])
-                segs.append([])
-            else:
-                segs[-1].append(i)
-        return segs
-
-    src = segments([c.reduction for c in genotype.cells])
-    reds = set(reduction_cells(layers))
-    dst = segments([i in reds for i in range(layers)])
-    if len(src) != len(dst):
-        raise ValueError(f"cannot map a {len(genotype.cells)}-cell genotype onto {layers} cells")
-    cells = [None] * layers
-    for s_seg, d_seg in zip(src, dst):
-        for p, j in enumerate(d_seg):
-            if not s_seg:
-                raise ValueError(f"searched genotype has no cell for target segment of cell {j}")
-            cells[j] = genotype.cells[s_seg[p * len(s_seg) // len(d_seg)]]
-    return Genotype(tuple(cells))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import SearchConfig
+from searchspace.config import SearchConfig
 
 log = logging.getLogger(__name__)
 

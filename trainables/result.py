@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import SearchConfig
-from .genotype import Genotype
-from .layout import OpInstance
-from .ops import op_primitives
+from searchspace.config import SearchConfig
+from searchspace.genotype import Genotype
+from searchspace.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -62,42 +59,13 @@ class SearchResult:
         return json.dumps(self.to_record(), indent=2)
 
 
-def network_macs(instances: list[OpInstance]) -> int:
-    """Multiply-accumulates per image of a network given as operator instances (convs and linears)."""
-    total = 0
-    for inst in instances:
-        h = inst.h
-        shapes: list[int] = []  # spatial size of each primitive's output, by index
-        for p in op_primitives(inst.op, inst.c_in, inst.c_out, inst.stride):
-            src = p.inputs[0] if p.inputs else len(shapes) - 1
-            h_in = h if src < 0 else shapes[src]
-            h_out = -(-(h_in - p.offset) // p.stride) if p.kind in ("conv", "max_pool", "avg_pool") else h_in
-            if p.kind == "global_avg_pool":
-                h_out = 1
-            if p.kind == "conv":
-                total += p.c_out * (p.c_in // p.groups) * p.kernel * p.kernel * h_out * h_out
-            elif p.kind == "linear":
-                total += p.c_in * p.c_out
-            shapes.append(h_out)
-    return total
-
-
 # ---------------------------------------------------------------- checkpoints
 _IGNORED_KEYS = ("device", "fast")  # execution knobs: a checkpoint moves between CPU and GPU
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path | None, config: SearchConfig) -> dict[str, Any] | None:

@@ -24,24 +24,40 @@ import numpy as np
 import torch
 
 from .arch import ArchSpace, alpha_entropy, argmax_names, derive_genotype, make_space, mixing_weights
-from .cells import Network, derived_edge_spec, expand_genotype
-from .config import SearchConfig
+from .cells import Network, derived_edge_spec
+from searchspace.config import SearchConfig
 from .data import Datasets, batches, load_datasets
-from .groups import Groups, parse_groups
-from .layout import network_instances, plan_cells
-from .ops import CANDIDATES
-from .result import SearchResult, load_checkpoint, network_macs, save_checkpoint
+from searchspace.groups import Groups, parse_groups
+from searchspace.genotype import Genotype
+from searchspace.layout import expand_genotype, network_instances, network_macs, plan_cells, supernet_edge_shapes
+from searchspace.ops import CANDIDATES
+from .result import SearchResult, load_checkpoint, save_checkpoint
 from .train import CostTerm, SearchState, accuracy, calibrate_bn, epoch_summary, search_epoch, set_lr, train_epoch
 
 log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
+NetworkCostFn = Callable[[Genotype], Any]  # -> .dram_time_us, .dram_energy_uj, .dram_bytes
 
 
-def run_search(config: SearchConfig, report: Report | None = None, checkpoint=None, query_fn=None,
-               cost_table=None) -> SearchResult:
-    """One full trial. ``cost_table``: an object with ``candidates``, ``time_us`` and ``energy_uj``
-    ((cells, E, len(candidates)) arrays) or a callable ``(op, c, h, stride) -> (time_us, energy_uj)``;
-    by default the table comes from the cost model for ``config.profile`` (through ``query_fn``)."""
+class _Unknown:
+    dram_time_us = dram_energy_uj = float("nan")
+    dram_bytes = 0
+
+
+_NO_COST = _Unknown()
+
+
+def run_search(config: SearchConfig, cost_table, report: Report | None = None, checkpoint=None,
+               network_cost: NetworkCostFn | None = None) -> SearchResult:
+    """One full trial.
+
+    ``cost_table``: what the loss weighs the architecture with: an object with ``candidates``,
+    ``time_us`` and ``energy_uj`` ((cells, E, len(candidates)) arrays, e.g.
+    ``cost_models.edge_cost_table(config)``) or a callable ``(op, c, h, stride) -> (time_us, energy_uj)``.
+    ``network_cost``: the derived genotype -> an object with ``dram_time_us``, ``dram_energy_uj`` and
+    ``dram_bytes`` of the network the trial reports (``cost_models.derived_network_cost``); without it
+    the result's DRAM fields are NaN. The search core never imports the cost model itself.
+    """
     t_start = time.perf_counter()
     device = _device(config)
     state = load_checkpoint(checkpoint, config) or {"phase": "stage1", "phase_seconds": {}, "history": []}
@@ -51,7 +67,7 @@ def run_search(config: SearchConfig, report: Report | None = None, checkpoint=No
     data = load_datasets(config, device)
     plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
     reductions = tuple(p.reduction for p in plans)
-    table = _cost_table(config, plans, query_fn, cost_table)
+    table = _cost_table(config, plans, cost_table)
     gen = torch.Generator().manual_seed(config.seed)  # the data order / augmentation stream
 
     state.setdefault("wall", 0.0)  # wall seconds spent by earlier (interrupted) runs of this trial
@@ -112,8 +128,6 @@ def run_search(config: SearchConfig, report: Report | None = None, checkpoint=No
         state["phase_seconds"]["stage2"] = state.pop("phase_elapsed", 0.0)
 
     # step 4: the target network, built from the genotype with the same cell code, trained from scratch
-    from .genotype import Genotype
-
     genotype = Genotype.from_dict(state["genotype"])
     test_acc, target = _train_target(config, genotype, data, gen, device, state, emit)
     state["phase_seconds"]["eval"] = state.pop("phase_elapsed", 0.0)
@@ -122,7 +136,7 @@ def run_search(config: SearchConfig, report: Report | None = None, checkpoint=No
                                   plan_cells(layers, channels, config.nodes, config.image_size, config.stem_multiplier),
                                   config.nodes, config.in_channels, config.image_size, config.num_classes,
                                   config.stem_multiplier)
-    net_cost = _network_cost(genotype, config, query_fn, layers, channels)
+    net_cost = network_cost(genotype) if network_cost is not None else _NO_COST
     return SearchResult(
         config=config, genotype=genotype, groups=state["groups"],
         stage1_choice=[s1["choice"][s] for s in space2.set_of_cell],
@@ -233,7 +247,7 @@ def _train_target(config: SearchConfig, genotype, data: Datasets, gen: torch.Gen
 def _learn_groups(config: SearchConfig, data: Datasets, k: int, device: torch.device) -> Groups:
     """Claim 2: cluster the operators by how alike their outputs are on one batch, after a short
     weight-only warm-up of a uniform supernet holding every candidate on every edge."""
-    from .groups import cluster_operators
+    from searchspace.groups import cluster_operators
 
     torch.manual_seed(config.seed * 1000)
     reductions = tuple(p.reduction for p in plan_cells(config.layers, config.channels, config.nodes,
@@ -286,25 +300,15 @@ class _Table:
         self.candidates, self.time_us, self.energy_uj = tuple(candidates), np.asarray(time_us), np.asarray(energy_uj)
 
 
-def _cost_table(config: SearchConfig, plans, query_fn, cost_table):
+def _cost_table(config: SearchConfig, plans, cost_table):
     if cost_table is None:
-        from cost_models.network import edge_cost_table
-
-        return edge_cost_table(config, query_fn)
+        raise TypeError("run_search needs a cost table (cost_models.edge_cost_table(config), or a callable)")
     if callable(cost_table):
-        from .layout import supernet_edge_shapes
-
         shapes = supernet_edge_shapes(plans, config.nodes)
         arr = np.array([[[cost_table(op, c, h, s) for op in CANDIDATES] for (c, h, _w, s) in row] for row in shapes],
                        dtype=np.float64)  # (cells, E, ops, 2)
         return _Table(CANDIDATES, arr[..., 0], arr[..., 1])
     return cost_table
-
-
-def _network_cost(genotype, config: SearchConfig, query_fn, layers: int, channels: int):
-    from cost_models.network import network_cost
-
-    return network_cost(expand_genotype(genotype, layers), config, query_fn, layers=layers, channels=channels)
 
 
 def _device(config: SearchConfig) -> torch.device:

@@ -12,7 +12,7 @@
   :func:`actor_query_fn` turns it into a :class:`CostQueryError` in the caller.
 * :meth:`CostServiceImpl.export_table` returns everything it computed as a ``pyarrow.Table``.
 
-This is the only module of ``cost_models`` that imports Ray.
+The Ray wrapper around ``cost_models`` (which itself never imports Ray).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from typing import Any, Mapping
 import pyarrow as pa
 import ray
 
-from .profile import CostQueryError
-from .query import CostQuery, QueryFn, compute
-from .traffic import OpCost
+from cost_models.profile import CostQueryError
+from cost_models.query import CostQuery, QueryFn, compute
+from cost_models.traffic import OpCost
 
 log = logging.getLogger(__name__)
 

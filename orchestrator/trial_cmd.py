@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, SearchConfig, parse_set, preset
+from searchspace.config import PRESETS, SearchConfig, parse_set, preset
 
 log = logging.getLogger("hwnas.trial")
 
@@ -54,12 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .search import run_search
+    from cost_models import derived_network_cost, edge_cost_table
+    from trainables import run_search
 
     config = load_search_config(args.config, args.preset, args.sets)
     log.info("trial: dataset=%s profile=%s lambda_time=%g lambda_energy=%g seed=%d", config.dataset,
              config.profile, config.lambda_time, config.lambda_energy, config.seed)
-    result = run_search(config, checkpoint=args.checkpoint)
+    result = run_search(config, edge_cost_table(config), checkpoint=args.checkpoint,
+                        network_cost=lambda g: derived_network_cost(g, config))
     record = result.to_record()
     text = json.dumps(record, indent=2)
     if args.out:

@@ -1,6 +1,6 @@
 """The Ray Tune trainable: one trial = one full two-stage search (``run_search``).
 
-The only module of ``trainables`` that imports Ray. The trial's config dict is a flat ``SearchConfig``
+The trial's config dict is a flat ``SearchConfig``
 dict plus one reserved key, ``_hwnas`` (the cost service's actor name and namespace). Every epoch the
 search writes its checkpoint file and then calls the report adapter, which hands Tune the metrics with a
 ``tune.Checkpoint`` holding a copy of that file; a restarted trial gets it back from
@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from ray import tune
 
-from .config import SearchConfig
+from searchspace.config import SearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def cost_query_fn(options: Mapping[str, Any]):
     name = options.get("cost_service")
     if not name:
         return None
-    from cost_models.service import actor_query_fn, get_cost_service
+    from .cost_service import actor_query_fn, get_cost_service
 
     return actor_query_fn(get_cost_service(name=name, namespace=options.get("namespace")))
 
@@ -98,7 +98,8 @@ def _where(resumed: bool) -> dict[str, Any]:
 
 def search_trainable(config: dict[str, Any]) -> None:
     search_config, options = split_trial_config(config)
-    from . import run_search  # torch and the data modules load in the trial's worker only
+    from cost_models import derived_network_cost, edge_cost_table
+    from trainables import run_search  # torch and the data modules load in the trial's worker only
 
     query_fn = cost_query_fn(options)
     workdir = Path(tempfile.mkdtemp(prefix="hwnas-trial-"))
@@ -108,7 +109,9 @@ def search_trainable(config: dict[str, Any]) -> None:
         if resumed:
             log.info("trial resumes from its checkpoint")
         reporter = TuneReporter(checkpoint, extra=_where(resumed))
-        result = run_search(search_config, report=reporter, checkpoint=checkpoint, query_fn=query_fn)
+        result = run_search(search_config, edge_cost_table(search_config, query_fn), report=reporter,
+                            checkpoint=checkpoint,
+                            network_cost=lambda g: derived_network_cost(g, search_config, query_fn))
         reporter(record_metrics(result.to_record()))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .genotype import Genotype, cell_edges
+from .ops import op_primitives
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,58 @@ def network_instances(genotype: Genotype, plans: tuple[CellPlan, ...], nodes: in
     last = plans[-1]
     out.append(OpInstance("classifier", nodes * last.c, num_classes, last.h_out, last.h_out, 1, role="classifier"))
     return out
+
+
+def expand_genotype(genotype: Genotype, layers: int) -> Genotype:
+    """Map a searched genotype onto a target network of another depth.
+
+    Cells are split into segments by the reduction cells (normal / reduction / normal / ...); target cell
+    j at relative position p of its segment takes the searched cell at the same relative position of the
+    same segment. Same depth: the genotype itself.
+    """
+    if len(genotype.cells) == layers:
+        return genotype
+    from searchspace.layout import reduction_cells
+
+    def segments(flags: list[bool]) -> list[list[int]]:
+        segs: list[list[int]] = [[]]
+        for i, red in enumerate(flags):
+            if red:
+                segs.append([i])
+                segs.append([])
+            else:
+                segs[-1].append(i)
+        return segs
+
+    src = segments([c.reduction for c in genotype.cells])
+    reds = set(reduction_cells(layers))
+    dst = segments([i in reds for i in range(layers)])
+    if len(src) != len(dst):
+        raise ValueError(f"cannot map a {len(genotype.cells)}-cell genotype onto {layers} cells")
+    cells = [None] * layers
+    for s_seg, d_seg in zip(src, dst):
+        for p, j in enumerate(d_seg):
+            if not s_seg:
+                raise ValueError(f"searched genotype has no cell for target segment of cell {j}")
+            cells[j] = genotype.cells[s_seg[p * len(s_seg) // len(d_seg)]]
+    return Genotype(tuple(cells))
+
+
+def network_macs(instances: list[OpInstance]) -> int:
+    """Multiply-accumulates per image of a network given as operator instances (convs and linears)."""
+    total = 0
+    for inst in instances:
+        h = inst.h
+        shapes: list[int] = []  # spatial size of each primitive's output, by index
+        for p in op_primitives(inst.op, inst.c_in, inst.c_out, inst.stride):
+            src = p.inputs[0] if p.inputs else len(shapes) - 1
+            h_in = h if src < 0 else shapes[src]
+            h_out = -(-(h_in - p.offset) // p.stride) if p.kind in ("conv", "max_pool", "avg_pool") else h_in
+            if p.kind == "global_avg_pool":
+                h_out = 1
+            if p.kind == "conv":
+                total += p.c_out * (p.c_in // p.groups) * p.kernel * p.kernel * h_out * h_out
+            elif p.kind == "linear":
+                total += p.c_in * p.c_out
+            shapes.append(h_out)
+    return total
