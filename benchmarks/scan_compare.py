@@ -41,7 +41,9 @@ def main() -> int:
 
     import ray
 
-    from orchestrator.compare import Experiment, compare_rows, load_experiment, plot_compare
+    from orchestrator.compare import compare_rows
+    from orchestrator.plot import plot_compare
+    from orchestrator.tables import Experiment, load_experiment
     from orchestrator.experiment import run_experiment
     from orchestrator.experiment_config import load_experiment_config
 

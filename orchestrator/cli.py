@@ -4,6 +4,7 @@
   hwnas cost    DRAM cost of one operator on a profile         (cost_models.cli)
   hwnas search  a Ray Tune experiment over seeds x lambdas     (orchestrator.search_cmd)
   hwnas pareto  read, print and plot an experiment's front     (orchestrator.pareto_cmd)
+  hwnas submit  hwnas search as a Ray job on a cluster         (orchestrator.submit_cmd)
 """
 from __future__ import annotations
 
@@ -22,9 +23,21 @@ _COMMANDS = {
 }
 
 
+def version() -> str:
+    """The installed hwnas version (pyproject.toml), or "unknown" when run from a bare source tree."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("hwnas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwnas", description="Hardware-aware NAS: accuracy / DRAM-cost Pareto fronts on Ray.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"hwnas {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and Ray's own console lines")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in _COMMANDS.items():

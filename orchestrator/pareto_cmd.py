@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from searchspace.files import atomic_write, atomic_write_text
+
+from .compare import compare_rows, render_compare, unique_labels
+from .plot import plot_compare, plot_front
+from .tables import load_experiment, load_front, load_scan
+
 # the columns the table format shows (csv and json carry every column)
 TABLE_COLUMNS = ("trial_id", "seed", "profile", "lambda_time", "lambda_energy", "accuracy", "error",
                  "dram_time_us", "dram_energy_uj", "dram_bytes", "params", "skip_count")
@@ -28,7 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table: aligned text with the main columns (default); csv / json: every column")
     p.add_argument("--out", metavar="FILE",
-                   help="also write the front to FILE in --format (FILE ending in .parquet: Parquet)")
+                   help="also write the front (with --compare: the comparison table) to FILE, in the format its "
+                        "suffix names: .parquet, .csv, .json or .txt (the aligned table); any other suffix is refused")
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot accuracy against DRAM time and against DRAM energy: every trial, the front highlighted")
     p.add_argument("--compare", metavar="URI2", nargs="+", action="extend", default=[],
@@ -37,20 +44,6 @@ def register(subparsers) -> None:
     p.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
     p.set_defaults(func=main)
-
-
-def load(uri: str, endpoint_url: str | None = None) -> tuple[pa.Table, pa.Table]:
-    """(trials, front) of the experiment at ``uri``; the front sorted by error."""
-    from .experiment import PARETO_FILE, TRIALS_FILE
-    from .results import conform, front_of
-    from .storage import Storage
-
-    storage = Storage.from_uri(uri, endpoint_url)
-    if storage.is_s3:
-        storage.check()  # unreachable endpoint / missing bucket / no credentials: one clear line
-    trials = conform(storage.read_table(TRIALS_FILE))
-    front = front_of(conform(storage.read_table(PARETO_FILE)))
-    return trials, front
 
 
 def render(front: pa.Table, fmt: str) -> str:
@@ -78,27 +71,44 @@ def _cell(v) -> str:
     return str(v)
 
 
+#: --out suffix -> format written
+OUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".txt": "table"}
+
+
+def out_format(path: str) -> str:
+    """The format ``--out PATH`` writes, from its suffix; ValueError for any other suffix (checked first)."""
+    fmt = OUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"--out {path}: unknown suffix {Path(path).suffix or '(none)'!r}; "
+                         f"use one of {', '.join(OUT_FORMATS)}")
+    return fmt
+
+
+def write_out(path: str, table: pa.Table, render_fn) -> None:
+    """Write ``table`` to ``path`` in the format its suffix names (``render_fn(fmt)`` gives text formats)."""
+    fmt = out_format(path)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        atomic_write(out, lambda tmp: pq.write_table(table, tmp))
+    else:
+        atomic_write_text(out, render_fn(fmt))
+    print(f"wrote {out} ({fmt})", file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.out:
+        out_format(args.out)  # a bad suffix fails before anything is read
     if getattr(args, "compare", None):
         return compare_main(args)
-    trials, front = load(args.uri, args.endpoint_url)
-    text = render(front, args.format)
-    sys.stdout.write(text)
+    trials, front = load_front(args.uri, args.endpoint_url)
+    sys.stdout.write(render(front, args.format))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(front, out)
-        else:
-            out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+        write_out(args.out, front, lambda fmt: render(front, fmt))
     if args.plot:
-        from .compare import load_scan
-        from .plot import plot_front
-
-        scan = load_scan(args.uri, args.endpoint_url)  # hypervolume per round, if recorded
+        scan = load_scan(args.uri, args.endpoint_url)  # hypervolume per scan batch, if recorded
         print(f"wrote {plot_front(trials, args.plot, title=args.uri.rstrip('/').rsplit('/', 1)[-1], scan=scan)}",
               file=sys.stderr)
     n_failed = sum(s != "completed" for s in trials.column("status").to_pylist())
@@ -106,29 +116,27 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_main(args: argparse.Namespace) -> int:
-    """--compare: one table (and with --plot one figure) over URI and every URI2."""
-    from .compare import compare_rows, load_experiment, plot_compare, render_compare, unique_labels
-
-    exps = [load_experiment(u, args.endpoint_url) for u in [args.uri, *args.compare]]
-    unique_labels(exps)
-    rows = compare_rows(exps)
-    if args.format == "json":
-        text = json.dumps(rows, indent=2) + "\n"
-    elif args.format == "csv":
+def render_rows(rows: list[dict], fmt: str) -> str:
+    """The --compare rows as json, csv or the aligned table."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-        text = buf.getvalue()
-    else:
-        text = render_compare(rows)
-    sys.stdout.write(text)
+        return buf.getvalue()
+    return render_compare(rows)
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """--compare: one table (and with --plot one figure) over URI and every URI2."""
+    exps = [load_experiment(u, args.endpoint_url) for u in [args.uri, *args.compare]]
+    unique_labels(exps)
+    rows = compare_rows(exps)
+    sys.stdout.write(render_rows(rows, args.format))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+        write_out(args.out, pa.Table.from_pylist(rows), lambda fmt: render_rows(rows, fmt))
     if args.plot:
         print(f"wrote {plot_compare(exps, args.plot)}", file=sys.stderr)
     print("hypervolume: front in (error, dram_time_us / T0, dram_energy_uj / E0), reference point (1, 1.1, 1.1), "

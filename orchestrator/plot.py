@@ -1,10 +1,15 @@
-"""The front as a picture: accuracy against DRAM time and against DRAM energy, every completed trial
-shown, the non-dominated ones highlighted (matplotlib, Agg backend: no display needed)."""
+"""Fronts as pictures (matplotlib, Agg backend: no display needed): one experiment's accuracy against DRAM
+time and energy with its front highlighted (``plot_front``), several experiments on one figure
+(``plot_compare``), and the hypervolume per scan batch."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 import pyarrow as pa
+
+from .compare import compare_rows
+from .tables import Experiment
 
 
 def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Table | None = None) -> Path:
@@ -21,8 +26,6 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Tabl
     fig, axes = plt.subplots(1, 3 if scan is not None else 2, figsize=(16 if scan is not None else 11, 4.5),
                              constrained_layout=True)
     if scan is not None:
-        from .compare import plot_hypervolume
-
         plot_hypervolume(axes[2], scan)
     for ax, key, label in ((axes[0], "dram_time_us", "DRAM time per inference (us)"),
                            (axes[1], "dram_energy_uj", "DRAM energy per inference (uJ)")):
@@ -41,6 +44,61 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Tabl
     fig.suptitle((title + ": " if title else "") + f"{len(done)} completed trials, {len(front)} on the front"
                  + (f", {failed} failed" if failed else "")
                  + (f", hypervolume {scan.column('hypervolume')[-1].as_py():.4f}" if scan is not None and scan.num_rows else ""))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_hypervolume(ax, scan: pa.Table, label: str = "", color: Any = None) -> None:
+    """Hypervolume of the front (all trials, and per-point means dashed) against the scan round."""
+    rows = scan.to_pylist()
+    rounds = [r["round"] for r in rows]
+    ax.plot(rounds, [r["hypervolume"] for r in rows], "o-", color=color,
+            label=(label + ": " if label else "") + "all trials")
+    ax.plot(rounds, [r["hypervolume_mean"] for r in rows], "s--", color=color, alpha=0.7,
+            label=(label + ": " if label else "") + "per-point means")
+    for r in rows:
+        ax.annotate(f"{r['trials']}", (r["round"], r["hypervolume"]), textcoords="offset points", xytext=(3, -10),
+                    fontsize=7, color=color)
+    ax.set_xlabel("scan round (labels: trials so far)")
+    ax.set_ylabel("front hypervolume (ref. 1, 1.1, 1.1)")
+    ax.set_xticks(sorted(set(rounds)))
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=7, framealpha=0.6)
+
+
+def plot_compare(exps: Sequence[Experiment], out: str | Path) -> Path:
+    """Every experiment's trials (faint) and front (joined markers) against DRAM time and energy, and the
+    hypervolume per round of those with a scan table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = compare_rows(exps)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (e, row) in enumerate(zip(exps, rows)):
+        c = colors[k % len(colors)]
+        done = [r for r in e.trials.to_pylist() if r["status"] == "completed" and r["accuracy"] is not None]
+        front = [r for r in done if r["is_pareto"]]
+        for ax, key in ((axes[0], "dram_time_us"), (axes[1], "dram_energy_uj")):
+            ax.scatter([r[key] for r in done], [r["accuracy"] for r in done], s=14, color=c, alpha=0.3, zorder=2)
+            pts = sorted((r[key], r["accuracy"]) for r in front)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, ms=7, lw=1.2, zorder=3,
+                    label=f"{e.label} ({row['scan']}): front {row['front']}/{row['trials']}, HV {row['hypervolume']:.4f}")
+        if e.scan is not None and e.scan.num_rows:
+            plot_hypervolume(axes[2], e.scan, e.label, c)
+    for ax, label in ((axes[0], "DRAM time per inference (us)"), (axes[1], "DRAM energy per inference (uJ)")):
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy")
+        ax.margins(0.08)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=7, framealpha=0.6)
+    fig.suptitle("fronts compared: " + ", ".join(e.label for e in exps))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

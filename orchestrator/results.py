@@ -13,6 +13,9 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 
 # status values of the ``status`` column
+TRIALS_FILE = "trials.parquet"  # every trial of an experiment, one row each
+PARETO_FILE = "pareto.parquet"  # the non-dominated trials (minimise error, dram_time_us, dram_energy_uj)
+
 COMPLETED = "completed"  # the search ran to its end and reported a full record
 FAILED = "failed"  # the trial raised (after Tune's retries); error_message says why
 INCOMPLETE = "incomplete"  # stopped without a final record and without an error (e.g. interrupted)
