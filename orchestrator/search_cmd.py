@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from searchspace.schema import add_set_argument
+
 EPILOG = """\
 examples:
   hwnas search --preset fashion                      # real lambda scan, local Ray, ./hwnas-results/fashion
@@ -49,9 +51,7 @@ def register(subparsers) -> None:
                    help="continue the interrupted experiment NAME under --storage (tune.Tuner.restore): finished "
                         "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun; "
                         "give the same --storage/--config/--set as the first run")
-    p.add_argument("--set", dest="sets", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                   help="override config keys, e.g. seeds=[0,1] lambda_time=[0,0.5,1] search.max_epochs=2 "
-                        "train_size=500 (values are JSON where they parse, else strings)")
+    add_set_argument(p, example="seeds=[0,1] lambda_time=[0,0.5,1] search.max_epochs=2 train_size=500")
     p.set_defaults(func=main)
 
 

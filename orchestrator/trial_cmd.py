@@ -4,37 +4,61 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from searchspace.config import PRESETS, SearchConfig, parse_set, preset
+from searchspace.config import PRESETS, ConfigError, SearchConfig, parse_set, preset
+from searchspace.files import atomic_write_text, load_mapping
+from searchspace.schema import add_set_argument
 
 log = logging.getLogger("hwnas.trial")
 
 
 def load_search_config(config_file: str | None, preset_name: str | None, sets: list[str] | None) -> SearchConfig:
-    """Preset, then file, then ``--set`` overrides; validated once, here at the edge."""
-    data: dict[str, Any] = preset(preset_name) if preset_name else {}
-    if config_file:
-        data.update(_read_mapping(config_file))
+    """Preset, then file, then ``--set`` overrides; validated once, here at the edge.
+
+    ``--preset`` wins over a ``preset:`` key in the file (as in ``hwnas search``).
+    """
+    file_data = search_keys_of_file(config_file) if config_file else {}
+    preset_name = preset_name or file_data.pop("preset", None)
+    file_data.pop("preset", None)
+    data: dict[str, Any] = preset(str(preset_name)) if preset_name else {}
+    data.update(file_data)
     data.update(parse_set(sets))
     return SearchConfig.from_dict(data)
 
 
-def _read_mapping(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = p.read_text()
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
+def search_keys_of_file(path: str) -> dict[str, Any]:
+    """The search keys of a config file, plus its ``preset:`` if any.
 
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path}: expected a mapping of keys to values")
-    return data.get("search", data) if isinstance(data.get("search"), dict) else data
+    A flat file of search keys, or an experiment file (``hwnas search --config``): its ``search:`` section,
+    ``search.KEY`` keys and plain search keys. Keys only an experiment has (``name``, ``seeds``,
+    ``profiles``, ``scan``, ...) are an error naming them: one trial runs one point, so they cannot apply.
+    """
+    from .experiment_config import EXPERIMENT_KEYS, SEARCH_KEYS  # pyarrow via storage: only when a file is read
+
+    source = f"config file {path!r}"
+    raw = load_mapping(path)
+    out: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        if key in out and out[key] != value:
+            raise ConfigError(f"{source}: search key {key!r} given twice ({out[key]!r} and {value!r})")
+        out[key] = value
+
+    section = raw.get("search", {})
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{source}: config key 'search' = {section!r}: expected a mapping of search keys")
+    experiment_only = [str(k) for k in raw if k in EXPERIMENT_KEYS and k not in SEARCH_KEYS]
+    if experiment_only:
+        raise ConfigError(f"{source}: experiment keys {', '.join(experiment_only)} are for `hwnas search`; "
+                          "`hwnas trial` runs one point and reads only search keys (top level or under 'search:')")
+    for key, value in raw.items():
+        key = str(key)
+        if key != "search":
+            put(key[len("search."):] if key.startswith("search.") else key, value)
+    for key, value in section.items():
+        put(str(key), value)
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,11 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run one full two-stage clustered supernet search (stage 1, stage 2, target "
                                    "network training and DRAM costing) in this process, without Ray, and write "
                                    "its result record as JSON.")
-    p.add_argument("--config", metavar="FILE", help="YAML or JSON file of search config keys (a 'search:' "
-                                                     "section is used if present)")
+    p.add_argument("--config", metavar="FILE", help="YAML or JSON file: search config keys, flat or under "
+                                                     "'search:' (an experiment file's experiment keys are an "
+                                                     "error); a 'preset:' key picks a starting point")
     p.add_argument("--preset", choices=sorted(PRESETS), help="named starting config (smoke: ~1 min on 2 CPU cores)")
-    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set lambda_time=0.5 (repeatable)")
+    add_set_argument(p, example="lambda_time=2 profile=eyeriss")
     p.add_argument("--out", metavar="FILE", help="write the result record as JSON here (default: stdout)")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file: resumed from if it exists, "
                                                          "rewritten every epoch")
@@ -54,10 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = load_search_config(args.config, args.preset, args.sets)  # before torch: bad input fails fast
     from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search
 
-    config = load_search_config(args.config, args.preset, args.sets)
     log.info("trial: dataset=%s profile=%s lambda_time=%g lambda_energy=%g seed=%d", config.dataset,
              config.profile, config.lambda_time, config.lambda_energy, config.seed)
     result = run_search(config, edge_cost_table(config), checkpoint=args.checkpoint,
@@ -65,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
     record = result.to_record()
     text = json.dumps(record, indent=2)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
         log.info("wrote %s", args.out)
     else:
         print(text)

@@ -1,82 +1,119 @@
 """Search configuration: one frozen dataclass, validated once at the edge (CLI, file, Tune dict).
 
-Each field says why it exists. ``SearchConfig.from_dict`` is the only way in from untyped data: an
-unknown key or a bad value is a ``ConfigError`` that names the key and the value.
+Each field says why it exists and declares its bounds once (``searchspace.schema.setting``).
+``SearchConfig.from_dict`` is the only way in from untyped data: an unknown key or a bad value is a
+``ConfigError`` that names the key and the value.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .schema import ConfigError, build, check, parse_set, setting
 
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used; the message names both."""
+
+def _check_groups(spec: str) -> None:
+    """an operator group spec"""
+    from .groups import parse_groups  # numpy; loaded only when a config is built
+
+    parse_groups(spec)  # ValueError naming the problem
+    if "=" in spec:
+        for part in filter(None, (p.strip() for p in spec.split(";"))):
+            name, _, ops = part.partition("=")
+            if not name.strip():
+                raise ValueError(f"group {part!r} has no name (expected name=op,op)")
+
+
+def _check_operators(ops: tuple[str, ...]) -> None:
+    """registered operator names"""
+    from .ops import get_op
+
+    for op in ops:
+        get_op(op)  # ValueError: unknown operator
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     # --- what the trial is about: the top-level keys of every result row
-    seed: int = 0  # seeds torch/numpy/data order; same seed + config = same genotype on CPU
-    dataset: str = "fashion"  # fashion (Debian package, offline) | cifar10 (torchvision folder) | synthetic (tests)
-    profile: str = "mobile-npu"  # processor profile name or file whose DRAM costs enter the loss
-    lambda_time: float = 0.0  # weight of the normalised expected DRAM time in the search loss
-    lambda_energy: float = 0.0  # weight of the normalised expected DRAM energy in the search loss
+    seed: int = setting(0, "seeds torch/numpy/data order; same seed + config = same genotype on CPU")
+    dataset: str = setting("fashion", "fashion (Debian package `dataset-fashion-mnist`, offline, padded to 32x32), "
+                           "cifar10 (torchvision's folder layout in `data_dir`, never downloaded) or synthetic (tests)",
+                           choices=("fashion", "cifar10", "synthetic"))
+    profile: str = setting("mobile-npu", "processor profile name or file whose DRAM costs enter the loss", nonempty=True)
+    lambda_time: float = setting(0.0, "weight of the normalised expected DRAM time in the search loss", ge=0)
+    lambda_energy: float = setting(0.0, "weight of the normalised expected DRAM energy in the search loss", ge=0)
 
     # --- data
-    data_dir: str = ""  # dataset root; "" = the dataset's default (/usr/share/datasets/fashion-mnist)
-    train_size: int = 2000  # training images used by the search (0 = all); small keeps CPU trials short
-    val_size: int = 500  # held-out training images: supernet validation accuracy, arch data for arch_data=split
-    test_size: int = 1000  # test-split images for the target network's accuracy (0 = all)
-    augment: bool = True  # random crop + flip during training (on the device, no DataLoader workers)
-    batch_size: int = 64  # search batch size (weights and architecture)
+    data_dir: str = setting("", "dataset root; \"\" = the dataset's default (/usr/share/datasets/fashion-mnist)")
+    train_size: int = setting(2000, "training images used by the search (0 = all); small keeps CPU trials short", ge=0)
+    val_size: int = setting(500, "held-out training images: supernet validation accuracy, arch data for "
+                            "arch_data=split", ge=0)
+    test_size: int = setting(1000, "test-split images for the target network's accuracy (0 = all)", ge=0)
+    augment: bool = setting(True, "random crop + flip during training (on the device, no DataLoader workers)")
+    batch_size: int = setting(64, "search batch size (weights and architecture)", ge=1)
 
     # --- supernet geometry (DARTS: 8 cells, 16 channels, 4 nodes)
-    layers: int = 5  # cells stacked; reduction cells at 1/3 and 2/3 of the depth
-    channels: int = 8  # initial cell channels, doubled at each reduction
-    nodes: int = 4  # intermediate nodes per cell (4 -> 14 edges)
-    stem_multiplier: int = 3  # stem output = stem_multiplier * channels, as in DARTS
-    share_alphas: bool = False  # False: one alpha set per cell (the patent's "edge j of cell i"); True: DARTS sharing
+    layers: int = setting(5, "cells stacked; reduction cells at 1/3 and 2/3 of the depth", ge=1)
+    channels: int = setting(8, "initial cell channels, doubled at each reduction", ge=1)
+    nodes: int = setting(4, "intermediate nodes per cell (4 -> 14 edges)", ge=1)
+    stem_multiplier: int = setting(3, "stem output = stem_multiplier * channels, as in DARTS", ge=1)
+    share_alphas: bool = setting(False, "false: one alpha set per cell (the patent's \"edge j of cell i\"); "
+                                 "true: DARTS sharing")
 
     # --- the two-stage search (seed 1)
-    groups: str = "default"  # "default" (the patent's four groups), "learned:K" (clustered), or "name=op,op;name=op"
-    representatives: tuple[str, ...] = ()  # stage-1 representative per group; () = each group's first operator
-    arch_data: str = "same"  # "same": alpha and weights on the same batches (claim 6); "split": DARTS val split
-    max_epochs: int = 8  # per stage, upper bound
-    patience: int = 2  # a stage converged when every edge's argmax is unchanged for this many epochs
-    warmup_epochs: int = 1  # weight-only epochs at the start of stage 1 (alphas frozen), as most DARTS variants
-    lr: float = 0.05  # SGD weight learning rate (cosine-annealed to lr_min over max_epochs)
-    lr_min: float = 0.001  # end of the cosine schedule
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 3e-4  # weights only
-    grad_clip: float = 5.0  # weight gradient norm clip, as DARTS
-    arch_lr: float = 3e-3  # Adam learning rate of the architecture parameters
-    arch_weight_decay: float = 1e-3  # on alphas, as DARTS
-    learned_warmup_steps: int = 20  # weight steps on a uniform supernet before clustering for groups=learned:K
+    groups: str = setting("default", "\"default\" (the patent's four groups), \"learned:K\" (clustered), or "
+                          "\"name=op,op;name=op\"", check=_check_groups)
+    representatives: tuple[str, ...] = setting((), "stage-1 representative per group; [] = each group's first "
+                                               "operator", check=_check_operators)
+    arch_data: str = setting("same", "\"same\": alpha and weights on the same batches (claim 6); \"split\": DARTS "
+                             "val split", choices=("same", "split"))
+    max_epochs: int = setting(8, "per stage, upper bound", ge=1)
+    patience: int = setting(2, "a stage converged when every edge's argmax is unchanged for this many epochs", ge=1)
+    warmup_epochs: int = setting(1, "weight-only epochs at the start of stage 1 (alphas frozen), as most DARTS "
+                                 "variants", ge=0)
+    lr: float = setting(0.05, "SGD weight learning rate (cosine-annealed to lr_min over max_epochs)", gt=0)
+    lr_min: float = setting(0.001, "end of the cosine schedule", gt=0)
+    momentum: float = setting(0.9, "SGD momentum", ge=0)
+    weight_decay: float = setting(3e-4, "SGD weight decay, weights only", ge=0)
+    grad_clip: float = setting(5.0, "weight gradient norm clip, as DARTS", gt=0)
+    arch_lr: float = setting(3e-3, "Adam learning rate of the architecture parameters", gt=0)
+    arch_weight_decay: float = setting(1e-3, "Adam weight decay on the alphas, as DARTS", ge=0)
+    learned_warmup_steps: int = setting(20, "weight steps on a uniform supernet before clustering for "
+                                        "groups=learned:K", ge=0)
 
     # --- derivation and the target network
-    max_skip_per_cell: int = 2  # cap on skip_connects per derived cell (-1 = no cap); cost terms favour skips
-    eval_epochs: int = 3  # target network trained from scratch for this many epochs (fixed short protocol)
-    eval_layers: int = 0  # 0 = same as layers
-    eval_channels: int = 0  # 0 = same as channels
-    eval_lr: float = 0.05  # SGD, cosine to 0
-    eval_batch_size: int = 64
-    eval_train_size: int = 0  # training images of the target network (0 = the search's); it is far cheaper
-    # than the supernet, so a short protocol can afford more data than the search
-    bn_calibration_images: int = 512  # BN statistics re-estimated on this many training images before
-    # every accuracy measurement: short schedules leave running averages lagging the weights
+    max_skip_per_cell: int = setting(2, "cap on skip_connects per derived cell; cost terms favour skips",
+                                     ge=0, also={-1: "no cap"})
+    eval_epochs: int = setting(3, "target network trained from scratch for this many epochs (fixed short "
+                               "protocol)", ge=0)
+    eval_layers: int = setting(0, "target network cells; 0 = same as layers", ge=0)
+    eval_channels: int = setting(0, "target network initial channels; 0 = same as channels", ge=0)
+    eval_lr: float = setting(0.05, "target network SGD learning rate, cosine to 0", gt=0)
+    eval_batch_size: int = setting(64, "target network batch size", ge=1)
+    eval_train_size: int = setting(0, "training images of the target network (0 = the search's); it is far "
+                                   "cheaper than the supernet, so a short protocol can afford more data", ge=0)
+    bn_calibration_images: int = setting(512, "BN statistics re-estimated on this many training images before "
+                                         "every accuracy measurement: short schedules leave running averages "
+                                         "lagging the weights", ge=0)
 
     # --- cost model
-    cost_batch: int = 1  # inference batch size the DRAM costs are computed for
+    cost_batch: int = setting(1, "inference batch size the DRAM costs are computed for", ge=1)
 
     # --- execution
-    device: str = "auto"  # auto | cpu | cuda
-    fast: bool = True  # speed-ups that keep the maths: one ReLU per edge input shared by its candidates
+    device: str = setting("auto", "where the trial runs: auto (cuda when present), cpu or cuda",
+                          choices=("auto", "cpu", "cuda"))
+    fast: bool = setting(True, "speed-ups that keep the maths: one ReLU per edge input shared by its candidates")
 
     def __post_init__(self) -> None:
-        _validate(self)
+        check(self)  # types and per-field bounds, then validate()
+
+    def validate(self) -> None:
+        """Rules that span fields (the per-field bounds are declared above)."""
+        if self.arch_data == "split" and self.val_size < self.batch_size:
+            raise ConfigError(f"config key 'val_size' = {self.val_size!r}: arch_data=split needs at least one "
+                              f"batch ({self.batch_size}) of validation images")
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict[str, Any]:
@@ -89,13 +126,7 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SearchConfig":
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in data.items():
-            if key not in known:
-                raise ConfigError(f"unknown config key {key!r} (value {value!r}); known keys: {', '.join(known)}")
-            kwargs[key] = _coerce(key, value, known[key])
-        return cls(**kwargs)
+        return build(cls, data)
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return self.from_dict({**self.to_dict(), **changes})
@@ -113,79 +144,6 @@ class SearchConfig:
     @property
     def num_classes(self) -> int:
         return 10
-
-
-def _coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            if isinstance(value, (bool, int)) and value in (0, 1):
-                return bool(value)
-            raise ValueError
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v] if value else []
-            return tuple(str(v) for v in value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key {key!r}: cannot use {value!r} as {type(default).__name__}") from None
-
-
-def _validate(c: SearchConfig) -> None:
-    def bad(key: str, why: str) -> None:
-        raise ConfigError(f"config key {key!r} = {getattr(c, key)!r}: {why}")
-
-    if c.dataset not in ("fashion", "cifar10", "synthetic"):
-        bad("dataset", "expected fashion, cifar10 or synthetic")
-    for key in ("lambda_time", "lambda_energy"):
-        v = getattr(c, key)
-        if not math.isfinite(v) or v < 0:
-            bad(key, "must be a finite number >= 0")
-    for key in ("layers", "channels", "nodes", "stem_multiplier", "batch_size", "max_epochs", "patience",
-                "eval_batch_size", "cost_batch"):
-        if getattr(c, key) < 1:
-            bad(key, "must be >= 1")
-    for key in ("train_size", "val_size", "test_size", "warmup_epochs", "eval_epochs", "eval_layers",
-                "eval_channels", "learned_warmup_steps", "eval_train_size", "bn_calibration_images"):
-        if getattr(c, key) < 0:
-            bad(key, "must be >= 0")
-    if c.max_skip_per_cell < -1:
-        bad("max_skip_per_cell", "must be >= 0, or -1 for no cap")
-    for key in ("lr", "lr_min", "arch_lr", "eval_lr"):
-        if not getattr(c, key) > 0:
-            bad(key, "must be > 0")
-    if c.arch_data not in ("same", "split"):
-        bad("arch_data", "expected 'same' or 'split'")
-    if c.arch_data == "split" and c.val_size < c.batch_size:
-        bad("val_size", f"arch_data=split needs at least one batch ({c.batch_size}) of validation images")
-    if c.device not in ("auto", "cpu", "cuda"):
-        bad("device", "expected auto, cpu or cuda")
-    from .groups import parse_groups  # torch-importing module; loaded only when a config is built
-    from .ops import get_op
-
-    try:
-        parse_groups(c.groups)
-    except ValueError as exc:
-        bad("groups", str(exc))
-    for op in c.representatives:
-        try:
-            get_op(op)
-        except ValueError as exc:
-            bad("representatives", str(exc))
-    if not c.profile:
-        bad("profile", "must name a processor profile or a profile file")
 
 
 # Presets: the named starting points of `hwnas trial` / `hwnas search` (overridden by --set).
@@ -210,15 +168,4 @@ def preset(name: str) -> dict[str, Any]:
     return dict(PRESETS[name])
 
 
-def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """``--set key=value`` pairs -> dict; values stay strings (typed by ``from_dict``) unless JSON."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
+__all__ = ["ConfigError", "PRESETS", "SearchConfig", "parse_set", "preset"]

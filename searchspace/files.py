@@ -32,25 +32,44 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
-    """A YAML (``.yaml``/``.yml``) or JSON file holding one mapping; ``ValueError`` naming the file otherwise."""
+    """The one config-file loader (``--config`` of every command): a file holding one mapping.
+
+    ``.json`` is read as JSON, anything else (``.yaml``, ``.yml``, no suffix) as YAML, which also reads JSON.
+    An empty file is ``{}``. A missing file is ``FileNotFoundError``; a folder, unreadable text, invalid
+    YAML/JSON or a top level that is not a mapping is a one-line ``ValueError`` naming the file.
+    """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     if not p.is_file():
-        raise ValueError(f"config file {path} is not a file")
-    text = p.read_text()
+        raise ValueError(f"config file {str(path)!r} is not a file")
+    is_json = p.suffix.lower() == ".json"
     try:
-        if p.suffix in (".yaml", ".yml"):
+        text = p.read_text(encoding="utf-8")
+        if is_json:
+            data = json.loads(text)
+        else:
             import yaml
 
             data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError: one line naming the file
-        raise ValueError(f"config file {path}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'} "
-                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {str(path)!r} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config file {str(path)!r}: not valid JSON ({exc.msg} at line {exc.lineno} "
+                         f"column {exc.colno})") from None
+    except Exception as exc:  # yaml.YAMLError: its text spans lines; keep the problem and where
+        raise ValueError(f"config file {str(path)!r}: not valid YAML ({_yaml_problem(exc)})") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise ValueError(f"config file {str(path)!r}: expected a mapping of keys to values at the top level, "
+                         f"got {type(data).__name__}")
     return data
+
+
+def _yaml_problem(exc: Exception) -> str:
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1} column {mark.column + 1}"
+    return " ".join(str(exc).split()) or type(exc).__name__

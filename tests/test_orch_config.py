@@ -60,15 +60,68 @@ def test_bad_keys_and_values_are_named(sets, key, value):
     assert key in str(err.value) and value in str(err.value)
 
 
-def test_bad_file(tmp_path):
-    f = tmp_path / "x.yaml"
-    f.write_text("- a list\n")
-    with pytest.raises(ConfigError, match="mapping"):
+@pytest.mark.parametrize("name, text, match", [
+    ("x.yaml", "- a list\n", "expected a mapping of keys to values at the top level, got list"),
+    ("x.yaml", "a: [1\n", "not valid YAML .*line 2"),
+    ("x.yml", "a: b: c\n", "not valid YAML"),
+    ("x.json", '{"seeds": [0,', "not valid JSON"),
+    ("x.json", "seeds: [0]\n", "not valid JSON"),  # .json is JSON, not YAML
+])
+def test_bad_file_is_one_line_naming_it(tmp_path, name, text, match):
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match) as err:
         load_experiment_config(config_file=f)
+    assert str(f) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file_folder_and_preset(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_experiment_config(config_file=tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="is not a file"):
+        load_experiment_config(config_file=tmp_path)
     with pytest.raises(ConfigError, match="preset"):
         load_experiment_config(preset="nope")
+
+
+def test_yaml_json_and_no_suffix_files(tmp_path):
+    (tmp_path / "a.yml").write_text("seeds: [1, 2]\nsearch: {max_epochs: 2}\n")
+    (tmp_path / "b.json").write_text(json.dumps({"seeds": [1, 2], "search": {"max_epochs": 2}}))
+    (tmp_path / "c").write_text('{"seeds": [1, 2], "search.max_epochs": 2}')  # YAML reads JSON too
+    exps = [load_experiment_config(preset="smoke", config_file=tmp_path / n) for n in ("a.yml", "b.json", "c")]
+    assert all(e.seeds == (1, 2) and e.search.max_epochs == 2 for e in exps)
+
+
+def test_one_set_grammar_through_the_cli():
+    from orchestrator.cli import build_parser
+
+    args = build_parser().parse_args(["search", "--preset", "smoke", "--set", "seeds=[0,1]", "profile=eyeriss",
+                                      "--set", "search.max_epochs=2", "train_size=100"])
+    assert args.sets == ["seeds=[0,1]", "profile=eyeriss", "search.max_epochs=2", "train_size=100"]
+    exp = load_experiment_config(preset=args.preset, sets=args.sets)
+    assert exp.seeds == (0, 1) and exp.profiles == ("eyeriss",) and exp.search.profile == "eyeriss"
+    assert exp.search.max_epochs == 2 and exp.search.train_size == 100
+
+
+@pytest.mark.parametrize("sets, ok", [
+    (["gpus_per_trial=-1"], True), (["gpus_per_trial=0.5"], True), (["gpus_per_trial=-2"], False),
+    (["max_failures=-1"], True), (["max_failures=-3"], False), (["cpus_per_trial=0"], False),
+    (["seeds=[1,1]"], False), (["seeds=[]"], False), (["profiles=[eyeriss,h100]"], True), (['profiles=[""]'], False),
+    (["cost_service="], False), (["scan_min_gain=Infinity"], False), (["grad_clip=0"], False),
+    (["search.momentum=-1"], False), (["search={\"layers\": 2}"], True), (["search=3"], False),
+])
+def test_experiment_bounds(sets, ok):
+    if ok:
+        load_experiment_config(preset="smoke", sets=sets)
+    else:
+        key = sets[0].split("=")[0].removeprefix("search.")
+        with pytest.raises(ConfigError, match=key):
+            load_experiment_config(preset="smoke", sets=sets)
+
+
+def test_unknown_key_names_source_and_known_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'bogus' \(value 1\) in --set; known keys: .*seeds"):
+        load_experiment_config(sets=["bogus=1"])
 
 
 def test_from_dict_roundtrip():

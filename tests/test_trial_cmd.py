@@ -4,15 +4,16 @@ import json
 import pytest
 
 from orchestrator import cli
-from searchspace.config import SearchConfig
+from orchestrator.trial_cmd import load_search_config
+from searchspace.config import SearchConfig, preset
 from trainables.data import load_datasets, load_fashion
 
 
 def test_trial_writes_the_record(tmp_path):
     out = tmp_path / "r.json"
-    rc = cli.main(["trial", "--preset", "smoke", "--set", "dataset=synthetic", "--set", "train_size=64",
-                   "--set", "val_size=32", "--set", "test_size=32", "--set", "max_epochs=1", "--set", "layers=3",
-                   "--set", "profile=eyeriss", "--set", "lambda_energy=0.5", "--out", str(out)])
+    rc = cli.main(["trial", "--preset", "smoke", "--set", "dataset=synthetic", "train_size=64", "val_size=32",
+                   "test_size=32", "--set", "max_epochs=1", "layers=3", "profile=eyeriss", "lambda_energy=0.5",
+                   "--out", str(out)])
     assert rc == 0
     rec = json.loads(out.read_text())
     for key in ("genotype", "groups", "stage1_choice", "stage2_candidates", "stage1_epochs", "stage2_epochs",
@@ -21,6 +22,54 @@ def test_trial_writes_the_record(tmp_path):
     assert rec["profile"] == "eyeriss" and rec["lambda_energy"] == 0.5
     assert len(rec["genotype"]["cells"]) == 3 and len(rec["stage1_choice"][0]) == 14
     assert rec["dram_time_us"] > 0 and rec["dram_energy_uj"] > 0 and rec["dram_bytes"] > 0
+
+
+def trial_config(*argv: str) -> SearchConfig:
+    """What `hwnas trial ARGV` would run, from the CLI's own parser (no search is run)."""
+    args = cli.build_parser().parse_args(["trial", *argv])
+    return load_search_config(args.config, args.preset, args.sets)
+
+
+def test_readme_example_sets_several_keys_per_flag():
+    c = trial_config("--preset", "fashion", "--set", "lambda_time=2", "profile=eyeriss", "--checkpoint", "t.pt")
+    assert c.lambda_time == 2.0 and c.profile == "eyeriss" and c.dataset == "fashion"
+    c = trial_config("--set", "lambda_time=2", "--set", "profile=eyeriss", "seed=3")
+    assert (c.lambda_time, c.profile, c.seed) == (2.0, "eyeriss", 3)
+
+
+def test_config_file_flat_or_search_section(tmp_path):
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("preset: smoke\nlayers: 2\nlambda_time: 0.5\n")
+    c = trial_config("--config", str(flat), "--set", "layers=4")
+    assert c.layers == 4 and c.lambda_time == 0.5 and c.max_epochs == preset("smoke")["max_epochs"]
+    nested = tmp_path / "exp.json"
+    nested.write_text(json.dumps({"preset": "smoke", "lambda_time": 2, "search.channels": 6,
+                                  "search": {"max_epochs": 3, "profile": "eyeriss"}}))
+    c = trial_config("--config", str(nested))
+    assert (c.lambda_time, c.channels, c.max_epochs, c.profile) == (2.0, 6, 3, "eyeriss")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("name: x\nseeds: [0, 1]\nsearch:\n  layers: 2\n", "experiment keys name, seeds are for `hwnas search`"),
+    ("scan: adaptive\n", "experiment keys scan are for"),
+    ("layers: 2\nsearch:\n  layers: 3\n", "search key 'layers' given twice"),
+    ("search: [1]\n", "'search' = \\[1\\]: expected a mapping"),
+    ("bogus: 1\n", "unknown config key 'bogus'"),
+    ("lambda_time: [0, 1]\n", "'lambda_time': cannot use \\[0, 1\\] as float"),
+])
+def test_config_file_errors_name_the_keys(tmp_path, text, match):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        trial_config("--config", str(f))
+
+
+def test_trial_bad_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("search:\n  layers: [2\n")
+    assert cli.main(["trial", "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert str(f) in err and "not valid YAML" in err and err.count("\n") == 1
 
 
 def test_trial_bad_key_is_one_clear_error(capsys):
