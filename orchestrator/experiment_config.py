@@ -75,7 +75,7 @@ class ExperimentConfig:
         if not self.profiles:  # resolved once, so to_dict/from_dict round-trip exactly
             object.__setattr__(self, "profiles", (self.search.profile,))
         if self.scan == "adaptive":
-            from .scan import check_adaptive  # the scan's own rules (ConfigError naming key and value)
+            from .scan_space import check_adaptive  # the scan's own rules (ConfigError naming key and value)
 
             check_adaptive(self)
 
