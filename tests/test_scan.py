@@ -1,5 +1,6 @@
 """The adaptive scan without Ray: coarse grid, lambda space, gap selection on synthetic fronts, the
-stopping rules, resume, hypervolume reference and config validation (fast, deterministic)."""
+policy's batches, stop rules, no-barrier suggestions and state round trip, hypervolume reference and
+config validation (fast, deterministic)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from orchestrator import scan as S
+from orchestrator import scan_metrics as M
+from orchestrator import scan_policy as P
+from orchestrator import scan_space as S
+from orchestrator.scan_metrics import SCAN_FILE, SCAN_SCHEMA, batch_scan_rows, scan_table
 from orchestrator.experiment_config import ExperimentConfig, load_experiment_config
 from orchestrator.results import make_row, rows_to_table
 from orchestrator.seedstats import point_stats
@@ -27,25 +31,66 @@ def model(lt: float, le: float, seed: int = 0) -> tuple[float, float, float]:
     return 0.08 + 0.3 * x ** 4 + 0.002 * seed, 100 * (1 - 0.6 * x), 50 * (1 - 0.5 * x)
 
 
-class FakeRounds:
-    """``run_round`` without Ray: rows from ``model``; records what each round was asked to run."""
+def fake_result(point: dict, fail_lambda: float | None = None) -> tuple[dict | None, bool]:
+    """What a trial would report at its end: the final record (phase done), or an error."""
+    if point["lambda_time"] == fail_lambda:
+        return None, True
+    err, t, e = model(point["lambda_time"], point["lambda_energy"], point["seed"])
+    return dict(point, phase="done", accuracy=1 - err, dram_time_us=t, dram_energy_uj=e, genotype="{}"), False
 
-    def __init__(self, fail_lambda: float | None = None) -> None:
-        self.calls: list[tuple[int, list[dict]]] = []
-        self.fail_lambda = fail_lambda
+
+class FakeRounds:
+    """Rows from ``model`` without Ray or a policy (for tables of given points)."""
 
     def __call__(self, round_: int, points: list[dict]) -> list[dict]:
-        self.calls.append((round_, points))
         rows = []
         for p in points:
-            tid = f"r{round_}_{len(rows):03d}_{p['seed']}"
-            if p["lambda_time"] == self.fail_lambda:
-                rows.append(make_row("x", tid, p, None, status="failed", error_message="RuntimeError: boom"))
-                continue
-            err, t, e = model(p["lambda_time"], p["lambda_energy"], p["seed"])
-            rows.append(make_row("x", tid, p, dict(accuracy=1 - err, dram_time_us=t, dram_energy_uj=e, genotype={}),
-                                 status="completed"))
+            rec, _ = fake_result(p)
+            row = make_row("x", f"r{round_}_{len(rows):03d}_{p['seed']}", p, rec, status="completed")
+            row["round"] = round_
+            rows.append(row)
         return rows
+
+
+def drive(exp: ExperimentConfig, workers: int | None = None, fail_lambda: float | None = None,
+          policy: P.ScanPolicy | None = None, stop_after: int | None = None):
+    """Tune's part without Ray: ask for trials, run them, feed results back.
+
+    ``workers=None``: every handed-out trial finishes before the next ask (batches behave like rounds);
+    ``workers=k``: k trials run at once and the oldest finishes first (no barrier). ``stop_after``: stop
+    (as an interrupted driver would) after that many results. Returns (policy, asks per batch)."""
+    policy = policy or P.ScanPolicy(P.ScanSettings.of(exp))
+    running: list[tuple[str, dict]] = []
+    n = len(policy.assigned)
+    results = 0
+    while True:
+        done = False
+        while workers is None or len(running) < workers:
+            point = policy.suggest(f"t{n:03d}")
+            if point is None or point == P.DONE:
+                done = point == P.DONE
+                break
+            running.append((f"t{n:03d}", point))
+            n += 1
+        if not running:
+            assert done, "the policy waits with nothing in flight"
+            return policy
+        finishing = running if workers is None else running[:1]
+        for tid, point in list(finishing):
+            policy.complete(tid, *fake_result(point, fail_lambda))
+            running.remove((tid, point))
+            results += 1
+            if stop_after is not None and results >= stop_after:
+                return policy
+
+
+def tables(policy: P.ScanPolicy) -> tuple[pa.Table, pa.Table]:
+    trials = rows_to_table(list(policy.rows.values()))
+    return trials, scan_table(batch_scan_rows(trials, policy.batch_mappings(), policy.stop_reason))
+
+
+def batch_sizes(policy: P.ScanPolicy) -> list[int]:
+    return [len(b.trial_ids) for b in policy.batches]
 
 
 def table_of(points: list[tuple[float, float]], seeds=(0,)) -> pa.Table:
@@ -76,9 +121,9 @@ def test_lambda_space_zero_and_geometric_mean():
     mid = (space.coords((1, 0)) + space.coords((16, 0))) / 2
     assert space.point(mid, (0, 0)) == (4.0, 0)
     # 0 sits two octaves below the smallest nonzero coarse value: the mean of 0 and 1 is sqrt(1 * 1/4)
-    assert S._fill(space, (0.0, 0), (1.0, 0), []) == (0.5, 0)
+    assert S.fill_gap(space, (0.0, 0), (1.0, 0), []) == (0.5, 0)
     # points closer than MIN_STEP are never proposed
-    assert S._fill(space, (1.0, 0), (1.2, 0), []) is None
+    assert S.fill_gap(space, (1.0, 0), (1.2, 0), []) is None
 
 
 def test_gap_is_filled_where_the_front_bends():
@@ -126,101 +171,110 @@ def test_two_dimensional_scan_moves_both_lambdas():
 # ---------------------------------------------------------------------------------------------- metrics
 def test_hypervolume_reference_is_the_lambda_zero_cost():
     trials = table_of([(0, 0), (1, 0)], seeds=(0, 1))
-    refs = S.reference_costs(trials)
+    refs = M.reference_costs(trials)
     e0, t0, u0 = model(0, 0)
     assert refs["mobile-npu"] == pytest.approx((t0, u0))
-    hv = S.hypervolume_of(trials)
+    hv = M.hypervolume_of(trials)
     # by hand: two points in (error, t/T0, u/E0), reference (1, 1.1, 1.1)
     from orchestrator.pareto import hypervolume
 
     pts = [(model(lt, 0, s)[0], model(lt, 0, s)[1] / t0, model(lt, 0, s)[2] / u0) for lt in (0, 1) for s in (0, 1)]
-    assert hv == pytest.approx(hypervolume(pts, S.HV_REF))
+    assert hv == pytest.approx(hypervolume(pts, M.HV_REF))
     assert 0 < hv <= 1.21
     # without lambda = 0 trials the largest cost is the reference
     only = table_of([(1, 0), (4, 0)])
-    assert S.reference_costs(only)["mobile-npu"] == pytest.approx((model(1, 0)[1], model(1, 0)[2]))
+    assert M.reference_costs(only)["mobile-npu"] == pytest.approx((model(1, 0)[1], model(1, 0)[2]))
 
 
 def test_largest_gap_and_mst():
     # 1-D chain: the MST edges are the neighbour distances
     pts = np.array([[0.0, 0, 0], [1, 0, 0], [3, 0, 0], [3.5, 0, 0]])
-    assert [round(e[0], 6) for e in S.mst_edges(pts)] == [2.0, 1.0, 0.5]
+    assert [round(e[0], 6) for e in M.mst_edges(pts)] == [2.0, 1.0, 0.5]
     front = np.array([[0.1, 10, 5], [0.2, 5, 3], [0.5, 1, 1]])
-    g = S.largest_gap(front)
-    lo, span = S.minmax_bounds(front)
+    g = M.largest_gap(front)
+    lo, span = M.minmax_bounds(front)
     n = (front - lo) / span
     assert g == pytest.approx(max(np.linalg.norm(n[0] - n[1]), np.linalg.norm(n[1] - n[2])))
-    assert S.largest_gap(front[:1]) == 0.0
+    assert M.largest_gap(front[:1]) == 0.0
 
 
-# ---------------------------------------------------------------------------------------------- the loop
-def test_scan_loop_budget_rounds_and_table(tmp_path):
-    exp = exp_of("lambda_time=[0,0.1,10]", "seeds=[0,1]", "scan_budget=14", "scan_batch=2", "name=fake",
-                 storage=str(tmp_path))
-    storage = Storage.from_uri(tmp_path).check()
-    run = FakeRounds()
-    out = S.run_scan(exp, storage, run)
+# ---------------------------------------------------------------------------------------------- the policy
+def test_batches_budget_and_scan_table():
+    exp = exp_of("lambda_time=[0,0.1,10]", "seeds=[0,1]", "scan_budget=14", "scan_batch=2", "name=fake")
+    policy = drive(exp)
     # coarse 4 points x 2 seeds = 8, then 2 points x 2 seeds, then 1 point (budget 14)
-    assert [len(p) for _, p in run.calls] == [8, 4, 2]
-    scan = out.scan.to_pylist()
-    assert out.scan.schema.equals(S.SCAN_SCHEMA)
-    assert [r["trials"] for r in scan] == [8, 12, 14]
-    assert [r["stop_reason"] for r in scan] == [None, None, "budget"]
-    hv = [r["hypervolume"] for r in scan]
-    assert hv == sorted(hv) and all(r["hv_gain"] == pytest.approx(b - a) for r, a, b in zip(scan[1:], hv, hv[1:]))
-    assert scan[0]["ref_time_us"] == pytest.approx(model(0, 0)[1])
-    assert sorted(out.trials.column("round").to_pylist()) == [0] * 8 + [1] * 4 + [2] * 2
-    # every table is written beside the trials
-    for name in ("trials.parquet", "pareto.parquet", "points.parquet", "scan.parquet"):
-        assert (tmp_path / "fake" / name).exists()
+    assert batch_sizes(policy) == [8, 4, 2]
+    trials, scan = tables(policy)
+    s = scan.to_pylist()
+    assert scan.schema.equals(SCAN_SCHEMA)
+    assert [r["trials"] for r in s] == [8, 12, 14] and [r["new_trials"] for r in s] == [8, 4, 2]
+    assert [r["stop_reason"] for r in s] == [None, None, "budget"]
+    hv = [r["hypervolume"] for r in s]
+    assert hv == sorted(hv) and all(r["hv_gain"] == pytest.approx(b - a) for r, a, b in zip(s[1:], hv, hv[1:]))
+    assert s[0]["ref_time_us"] == pytest.approx(model(0, 0)[1])
+    assert sorted(trials.column("round").to_pylist()) == [0] * 8 + [1] * 4 + [2] * 2
     # a new lambda point is run with every seed
-    assert all(sorted(p["seed"] for p in pts) == [0, 1] * (len(pts) // 2) or len(pts) % 2 == 0 for _, pts in run.calls)
-    assert json.loads(scan[1]["new_points"])[0] == pytest.approx([3.162, 0.0])
+    for b in policy.batches:
+        assert sorted(policy.assigned[t][1]["seed"] for t in b.trial_ids) == sorted([0, 1] * len(b.points))
+    assert json.loads(s[1]["new_points"])[0] == pytest.approx([3.162, 0.0])
 
 
-def test_scan_stops_on_min_gain_and_rounds(tmp_path):
-    storage = Storage.from_uri(tmp_path).check()
-    exp = exp_of("lambda_time=[0,0.1,10]", "scan_budget=100", "scan_rounds=2", "name=r", storage=str(tmp_path))
-    out = S.run_scan(exp, storage, FakeRounds())
-    assert out.scan.column("round").to_pylist() == [0, 1, 2] and out.scan.column("stop_reason")[-1].as_py() == "rounds"
-    exp = exp_of("lambda_time=[0,0.1,10]", "scan_budget=100", "scan_min_gain=0.5", "name=g", storage=str(tmp_path))
-    out = S.run_scan(exp, storage, FakeRounds())
-    assert out.scan.column("round").to_pylist() == [0, 1] and out.scan.column("stop_reason")[-1].as_py() == "min_gain"
+def test_stops_on_min_gain_and_rounds():
+    exp = exp_of("lambda_time=[0,0.1,10]", "scan_budget=100", "scan_rounds=2")
+    policy = drive(exp)
+    assert len(policy.batches) == 3 and policy.stop_reason == "rounds"
+    assert tables(policy)[1].column("stop_reason").to_pylist() == [None, None, "rounds"]
+    policy = drive(exp_of("lambda_time=[0,0.1,10]", "scan_budget=100", "scan_min_gain=0.5"))
+    assert len(policy.batches) == 2 and policy.stop_reason == "min_gain"
 
 
-def test_resume_skips_finished_rounds_and_extends(tmp_path):
-    storage = Storage.from_uri(tmp_path).check()
-    base = ["lambda_time=[0,0.1,10]", "name=res", "scan_batch=1", "scan_min_gain=0"]
-    first = FakeRounds()
-    S.run_scan(exp_of(*base, "scan_budget=5", storage=str(tmp_path)), storage, first)
-    assert [r for r, _ in first.calls] == [0, 1]
-    import pyarrow.parquet as pq
-
-    ids = set(pq.read_table(tmp_path / "res" / "trials.parquet").column("trial_id").to_pylist())
-    again = FakeRounds()
-    out = S.run_scan(exp_of(*base, "scan_budget=7", storage=str(tmp_path)), storage, again, resume=True)
-    assert [r for r, _ in again.calls] == [2, 3]  # rounds 0 and 1 are not run again
-    assert ids <= set(out.trials.column("trial_id").to_pylist()) and out.trials.num_rows == 7
-    assert out.scan.column("stop_reason").to_pylist() == [None, None, None, "budget"]
-    # nothing left to do: a resume only rewrites the tables
-    idle = FakeRounds()
-    out = S.run_scan(exp_of(*base, "scan_budget=7", storage=str(tmp_path)), storage, idle, resume=True)
-    assert idle.calls == [] and out.trials.num_rows == 7 and out.scan.num_rows == 4
+def test_no_barrier_a_free_worker_gets_a_new_point_while_others_run():
+    # coarse grid 0, 0.1, 1, 10 on two workers: the first result already opens a batch (no waiting for
+    # the coarse grid's slowest trial); every batch is informed by at least one new result
+    exp = exp_of("lambda_time=[0,0.1,10]", "scan_budget=8", "scan_batch=1", "scan_min_gain=0", "scan_rounds=10")
+    policy = P.ScanPolicy(P.ScanSettings.of(exp))
+    asked = [policy.suggest(f"c{i}") for i in range(4)]
+    assert [p["lambda_time"] for p in asked] == [0, 0.1, 1, 10] and policy.suggest("x") is None
+    policy.complete("c0", *fake_result(asked[0]))
+    new = policy.suggest("n0")
+    assert isinstance(new, dict) and new["lambda_time"] not in (0, 0.1, 1, 10)
+    assert policy.suggest("n1") is None  # nothing learnt since: wait rather than guess
+    assert all(policy.rows.get(f"c{i}") is None for i in (1, 2, 3))  # the coarse grid still runs
+    done = drive(exp, workers=2)
+    assert done.stop_reason == "budget" and len(done.assigned) == 8
+    lams = [p["lambda_time"] for _, p in done.assigned.values()]
+    assert len(set(lams)) == len(lams)  # in-flight points count as taken: never the same point twice
 
 
-def test_failed_trials_count_against_the_budget_and_are_not_retried(tmp_path):
-    storage = Storage.from_uri(tmp_path).check()
-    exp = exp_of("lambda_time=[0,0.1,10]", "scan_budget=6", "name=f", storage=str(tmp_path))
-    out = S.run_scan(exp, storage, FakeRounds(fail_lambda=10.0))
-    rows = out.trials.to_pylist()
+def test_state_round_trips_and_resumes_where_it_stopped():
+    import pickle
+
+    exp = exp_of("lambda_time=[0,0.1,10]", "scan_batch=1", "scan_min_gain=0", "scan_budget=7")
+    whole = drive(exp)
+    half = drive(exp, stop_after=5)
+    in_flight = [t for t in half.assigned if t not in half.rows]
+    again = P.ScanPolicy.from_state(pickle.loads(pickle.dumps(half.state())))
+    assert again.state() == half.state()
+    # what Tune does on restore: the unfinished trials run again under their ids, then the scan goes on
+    for t in in_flight:
+        again.complete(t, *fake_result(again.assigned[t][1]))
+    drive(exp, policy=again)
+    key = lambda p: sorted((b.index, tuple(b.points)) for b in p.batches)  # noqa: E731
+    assert key(again) == key(whole) and again.stop_reason == whole.stop_reason == "budget"
+    assert len(again.assigned) == 7
+
+
+def test_failed_trials_count_against_the_budget_and_are_not_retried():
+    exp = exp_of("lambda_time=[0,0.1,10]", "scan_budget=6")
+    trials, _ = tables(drive(exp, fail_lambda=10.0))
+    rows = trials.to_pylist()
     assert len(rows) == 6 and sum(r["status"] == "failed" for r in rows) == 1
-    lams = [r["lambda_time"] for r in rows]
-    assert lams.count(10.0) == 1
+    assert [r["lambda_time"] for r in rows].count(10.0) == 1
 
 
 def test_grid_scan_table_is_one_round():
     trials = table_of([(0, 0), (1, 0), (4, 0)])
-    t = S.grid_scan_table(trials, 1.5).to_pylist()
+    t = M.grid_scan_table(trials, 1.5).to_pylist()
     assert len(t) == 1 and t[0]["scan"] == "grid" and t[0]["trials"] == 3 and t[0]["hv_gain"] is None
     assert json.loads(t[0]["new_points"]) == [[0, 0], [1, 0], [4, 0]]
 
@@ -258,12 +312,13 @@ def test_pareto_compare_table_and_plot(tmp_path, capsys):
     from orchestrator.experiment import write_results
 
     storage = Storage.from_uri(tmp_path).check()
-    S.run_scan(exp_of("lambda_time=[0,0.1,10]", "scan_budget=6", "name=adaptive", storage=str(tmp_path)), storage,
-               FakeRounds())
+    trials, scan = tables(drive(exp_of("lambda_time=[0,0.1,10]", "scan_budget=6", "name=adaptive")))
+    write_results(storage, "adaptive", trials.to_pylist())
+    storage.child("adaptive").write_table(SCAN_FILE, scan)
     grid_pts = [(0, 0), (0.1, 0), (0.4642, 0), (2.154, 0), (10, 0), (0.02, 0)]
     rows = FakeRounds()(0, [dict(seed=0, lambda_time=lt, lambda_energy=le, profile="mobile-npu") for lt, le in grid_pts])
     table, _ = write_results(storage, "grid", rows)
-    storage.child("grid").write_table(S.SCAN_FILE, S.grid_scan_table(table, 1.0))
+    storage.child("grid").write_table(SCAN_FILE, M.grid_scan_table(table, 1.0))
     a, g = str(tmp_path / "adaptive"), str(tmp_path / "grid")
     assert cli.main(["pareto", a, "--compare", g, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
