@@ -63,7 +63,7 @@ QueryFn = Callable[[list[CostQuery]], list[OpCost]]
 _PROFILES: dict[str, Profile] = {}
 
 
-def _profile(name: str) -> Profile:
+def get_profile(name: str) -> Profile:
     """Profiles loaded once per process (built-ins by name; files are re-checked by load_profile's cache)."""
     if name not in _PROFILES:
         _PROFILES[name] = load_profile(name)
@@ -77,7 +77,7 @@ def compute(query: CostQuery | Mapping[str, Any]) -> OpCost:
         raise CostQueryError(f"profile must be a name or a file path, got {q.profile!r}")
     if not isinstance(q.op, str):
         raise CostQueryError(f"op must be an operator name, got {q.op!r}")
-    return op_cost(_profile(q.profile), q.op, q.c_in, q.h, q.w, q.stride, q.batch, q.c_out)
+    return op_cost(get_profile(q.profile), q.op, q.c_in, q.h, q.w, q.stride, q.batch, q.c_out)
 
 
 def local_query_fn(queries: list[CostQuery]) -> list[OpCost]:

@@ -8,7 +8,8 @@ For an operator of ``searchspace.ops.OPS`` on an input (batch, C, H, W) at a str
    concat (the factorized reduce) are one kernel writing the concatenation in place. On an unfused
    profile every primitive is its own kernel (ReLU, conv, pool, concat); BN is folded into its producer
    when ``fold_bn`` and is its own kernel (reading its 4 per-channel vectors) when not (eager PyTorch).
-   Stride-1 skip_connect has no primitives: it costs nothing (an eager identity is a no-op too).
+   Stride-1 skip_connect has no primitives: as an operator it costs nothing (an eager identity is a
+   no-op too); the read of its input by its node's sum is charged by ``cost_models.network``.
 2. **Intermediates.** A tensor produced and consumed inside the operator either stays on chip or
    spills (written once, read by each consumer). On a fused profile every subset of intermediates is a
    plan; a plan is feasible when the on-chip intermediates live at each stage fit in the buffer, and
@@ -19,8 +20,15 @@ For an operator of ``searchspace.ops.OPS`` on an input (batch, C, H, W) at a str
    group: a depthwise conv or a pool never re-reads); loop order B keeps an input band resident and
    re-reads all weights per band, plus the halo rows ``dilation * (kernel - 1)`` at each band boundary.
    The cheaper order is taken. Outputs are written once (no partial-sum spills).
-4. **Bytes -> time, energy.** Every DRAM stream (one tensor, chunk or band) is rounded up to whole
-   bursts and pays the access latency once: ``dram_time_us = bytes / bandwidth + streams * latency``;
+4. **Kernels and latency.** On an unfused profile every stage is a kernel. On a fused profile the
+   stages run as one kernel, split where a stage reads an intermediate that was spilled (it waits for
+   that DRAM round trip). A kernel's streams (tensors, weights, tiles) are in flight together, so the
+   DRAM access latency is paid **once per kernel**, plus once per further tile wave of a tiled stage:
+   tiling splits the leftover buffer in halves (stationary + streamed operand), which leaves no room to
+   double-buffer the stationary chunk or band, so each wave waits for its load (no prefetch).
+   ``dram_latencies`` counts these payments; ``dram_transfers`` counts the streams (every tensor, chunk
+   or band, rounded up to whole bursts), for information.
+5. **Bytes -> time, energy.** ``dram_time_us = bytes / bandwidth + latencies * latency``;
    ``dram_energy_uj = read * read_pJ/B + write * write_pJ/B (+ static power * time)``.
 
 Compulsory traffic is the operator's input read once, its (folded) weights read once and its output
@@ -56,7 +64,8 @@ class OpCost:
     dram_read_bytes: int
     dram_write_bytes: int
     compulsory_bytes: int
-    dram_transfers: int  # DRAM streams (tensors, weight chunks, tiles), each paying the latency once
+    dram_transfers: int  # DRAM streams (tensors, weight chunks, tiles); informational
+    dram_latencies: int  # DRAM latencies paid: one per kernel + one per further tile wave (module doc, 4)
     onchip_intermediates: int  # intermediates the cheapest plan keeps on chip
     spilled_intermediates: int  # intermediates written to and read back from DRAM
     dram_time_us: float
@@ -209,15 +218,16 @@ def _evaluate(profile: Profile, op: str, prims: tuple[Primitive, ...], c_in: int
     subsets = itertools.product((False, True), repeat=len(inter)) if profile.fused else [(False,) * len(inter)]
     for keep_flags in subsets:
         onchip = {t for t, k in zip(inter, keep_flags) if k}
-        plan = _plan_cost(stages, onchip, ctx)
-        if plan is not None and (best is None or (plan[0] + plan[1], plan[2]) < (best[0] + best[1], best[2])):
+        plan = _plan_cost(stages, onchip, ctx, profile.fused)
+        # cheapest in bytes, then in latencies paid, then in streams
+        if plan is not None and (best is None or (plan[0] + plan[1], plan[3], plan[2]) < (best[0] + best[1], best[3], best[2])):
             best = (*plan, len(onchip), len(inter) - len(onchip))
-    read, write, streams, n_on, n_spill = best
-    time_us = (read + write) / profile.dram_bytes_per_us + streams * profile.dram_latency_ns * 1e-3
+    read, write, streams, latencies, n_on, n_spill = best
+    time_us = (read + write) / profile.dram_bytes_per_us + latencies * profile.dram_latency_ns * 1e-3
     energy_uj = (read * profile.dram_read_pj_per_byte + write * profile.dram_write_pj_per_byte) * 1e-6 \
         + profile.static_power_w * time_us
     return OpCost(profile.name, op, c_in, c_out, h, w, stride, batch, int(read), int(write), int(compulsory),
-                  int(streams), n_on, n_spill, float(time_us), float(energy_uj))
+                  int(streams), int(latencies), n_on, n_spill, float(time_us), float(energy_uj))
 
 
 @dataclass(frozen=True)
@@ -240,11 +250,12 @@ class _Ctx:
         return int(-(-b // self.burst) * self.burst) if b > 0 else 0
 
 
-def _plan_cost(stages: list[_Stage], onchip: set[int], ctx: _Ctx) -> tuple[int, int, int] | None:
-    """(read bytes, write bytes, streams) of one keep/spill plan, or None if its intermediates don't fit."""
+def _plan_cost(stages: list[_Stage], onchip: set[int], ctx: _Ctx, fused: bool) -> tuple[int, int, int, int] | None:
+    """(read bytes, write bytes, streams, latencies) of one keep/spill plan, or None if its intermediates
+    don't fit. Latencies: one per kernel (module doc, 4) + one per tile wave after a tiled stage's first."""
     first = {s.out: j for j, s in enumerate(stages)}
     last_use = {t: max(j for j, s in enumerate(stages) if any(x == t for x, _ in s.inputs)) for t in onchip}
-    read = write = streams = 0
+    read = write = streams = latencies = 0
     for j, st in enumerate(stages):
         live = sum(ctx.nbytes(t) for t in onchip if first[t] <= j <= last_use[t])
         budget = ctx.buf - live
@@ -252,28 +263,31 @@ def _plan_cost(stages: list[_Stage], onchip: set[int], ctx: _Ctx) -> tuple[int, 
             return None
         dram_in = [(t, off) for t, off in st.inputs if t not in onchip]
         o = 0 if st.out in onchip else ctx.nbytes(st.out)
-        r, n = _tiled_reads(st, dram_in, o, budget, ctx)
+        r, n, waves = _tiled_reads(st, dram_in, o, budget, ctx)
         read += r
         write += ctx.rnd(o)
         streams += n + (1 if o else 0)
-    return read, write, streams
+        # a new kernel: always unfused; fused, the first stage and any stage reading a spilled intermediate
+        new_kernel = not fused or j == 0 or any(t != INPUT for t, _ in dram_in)
+        latencies += (1 if new_kernel else 0) + waves - 1
+    return read, write, streams, latencies
 
 
-def _tiled_reads(st: _Stage, dram_in: list[tuple[int, int]], o: int, budget: int, ctx: _Ctx) -> tuple[int, int]:
-    """DRAM read bytes and read streams of one stage, tiled if its working set exceeds ``budget``."""
+def _tiled_reads(st: _Stage, dram_in: list[tuple[int, int]], o: int, budget: int, ctx: _Ctx) -> tuple[int, int, int]:
+    """DRAM read bytes, read streams and tile waves of one stage, tiled if its working set exceeds ``budget``."""
     a = sum(ctx.nbytes(t, off) for t, off in dram_in)
     a_r = sum(ctx.rnd(ctx.nbytes(t, off)) for t, off in dram_in)
     wb = st.weight_elements * ctx.bpe
     n_in, w_streams = len(dram_in), (1 if wb else 0)
     if a + wb + o <= budget:
-        return a_r + ctx.rnd(wb), n_in + w_streams
+        return a_r + ctx.rnd(wb), n_in + w_streams, 1
     half = max(budget // 2, ctx.burst)
-    # order A: weight chunks resident, the group's input streamed once per chunk
+    # order A: weight chunks resident, the group's input streamed once per chunk (one wave per chunk)
     n_w = max(1, math.ceil(wb / st.groups / half))
-    order_a = (ctx.rnd(wb) + n_w * a_r, n_w * (n_in + w_streams))
+    order_a = (ctx.rnd(wb) + n_w * a_r, n_w * (n_in + w_streams), n_w)
     # order B: input row bands resident, all weights re-read per band, halo rows re-read at band boundaries
     n_a = max(1, math.ceil(a / half))
     halo_rows = st.dilation * (st.kernel - 1)
     halo = min((n_a - 1) * halo_rows * sum(ctx.row_bytes(t, off) for t, off in dram_in), halo_rows * a)
-    order_b = (a_r + ctx.rnd(halo) + n_a * ctx.rnd(wb), n_a * (n_in + w_streams))
-    return min(order_a, order_b)
+    order_b = (a_r + ctx.rnd(halo) + n_a * ctx.rnd(wb), n_a * (n_in + w_streams), n_a)
+    return min(order_a, order_b, key=lambda x: (x[0], x[2], x[1]))

@@ -27,9 +27,18 @@ class CellPlan:
     h_out: int
 
 
+#: Roles of ``OpInstance``, in the order a cell runs them.
+ROLES = ("stem", "preprocess0", "preprocess1", "edge", "node_sum", "cell_concat", "classifier")
+NODE_SUM_OP = "add"  # not a registry operator: the elementwise sum of a node's inputs
+CONCAT_OP = "concat"  # not a registry operator: a cell's output, the concatenation of its nodes
+
+
 @dataclass(frozen=True)
 class OpInstance:
-    """One operator application in a network with the input shape it sees (per image, NCHW with N=batch)."""
+    """One operator application in a network with the input shape it sees (per image, NCHW with N=batch).
+
+    ``node_sum`` (op ``add``): node ``node`` = sum of ``fan_in`` tensors of c_in x h x w each.
+    ``cell_concat`` (op ``concat``): ``fan_in`` nodes of c_in x h x w each -> c_out = fan_in * c_in."""
 
     op: str
     c_in: int
@@ -39,7 +48,9 @@ class OpInstance:
     stride: int
     cell: int = -1  # -1: outside the cells (stem, classifier)
     edge: int = -1  # -1: not a searchable edge
-    role: str = "edge"  # stem | preprocess0 | preprocess1 | edge | classifier
+    role: str = "edge"  # one of ROLES
+    node: int = -1  # edge and node_sum: the node the edge feeds / the node summed; -1 otherwise
+    fan_in: int = 0  # node_sum: tensors summed; cell_concat: nodes concatenated; 0 otherwise
 
 
 def reduction_cells(layers: int) -> tuple[int, ...]:
@@ -91,35 +102,66 @@ def supernet_edge_shapes(plans: tuple[CellPlan, ...], nodes: int) -> list[list[t
     return out
 
 
+def stem_instance(plans: tuple[CellPlan, ...], in_channels: int, image_size: int) -> OpInstance:
+    return OpInstance("stem_conv_bn", in_channels, plans[0].c_prev, image_size, image_size, 1, role="stem")
+
+
+def preprocess_instances(plan: CellPlan) -> tuple[OpInstance, OpInstance]:
+    """s0 -> c x h_in (a factorized reduce after a reduction cell, else ReLU-conv1x1-BN), s1 -> c x h_in."""
+    if plan.reduction_prev:
+        p0 = OpInstance("factorized_reduce", plan.c_prev_prev, plan.c, plan.h_prev_prev, plan.h_prev_prev, 2,
+                        plan.index, role="preprocess0")
+    else:
+        p0 = OpInstance("relu_conv_bn_1x1", plan.c_prev_prev, plan.c, plan.h_prev_prev, plan.h_prev_prev, 1,
+                        plan.index, role="preprocess0")
+    return p0, OpInstance("relu_conv_bn_1x1", plan.c_prev, plan.c, plan.h_in, plan.h_in, 1, plan.index, role="preprocess1")
+
+
+def node_sum_instance(plan: CellPlan, node: int, fan_in: int) -> OpInstance:
+    return OpInstance(NODE_SUM_OP, plan.c, plan.c, plan.h_out, plan.h_out, 1, plan.index, role="node_sum",
+                      node=node, fan_in=fan_in)
+
+
+def cell_concat_instance(plan: CellPlan, nodes: int) -> OpInstance:
+    return OpInstance(CONCAT_OP, plan.c, nodes * plan.c, plan.h_out, plan.h_out, 1, plan.index, role="cell_concat",
+                      fan_in=nodes)
+
+
+def classifier_instance(plans: tuple[CellPlan, ...], nodes: int, num_classes: int) -> OpInstance:
+    last = plans[-1]
+    return OpInstance("classifier", nodes * last.c, num_classes, last.h_out, last.h_out, 1, role="classifier")
+
+
 def network_instances(genotype: Genotype, plans: tuple[CellPlan, ...], nodes: int, in_channels: int,
                       image_size: int, num_classes: int, stem_multiplier: int = 3) -> list[OpInstance]:
-    """Every operator of the derived network in execution order, with its input shape.
+    """Every operator of the derived network in execution order, with its input shape: stem; per cell
+    preprocess0, preprocess1, per node its edges then its ``node_sum``, the ``cell_concat``; classifier.
 
-    Node sums and the cells' output concatenation are taken as fused into their consumers (they move
-    no extra DRAM bytes on a fusing processor); everything else is listed.
+    A node with no incoming edge is an error (the cell could not compute it).
     """
     if len(genotype.cells) != len(plans):
         raise ValueError(f"genotype has {len(genotype.cells)} cells, the network {len(plans)}")
+    if not plans:
+        raise ValueError("a network needs at least one cell")
     index = {e: i for i, e in enumerate(cell_edges(nodes))}
-    c_stem = plans[0].c_prev if plans else stem_multiplier * in_channels
-    out = [OpInstance("stem_conv_bn", in_channels, c_stem, image_size, image_size, 1, role="stem")]
+    out = [stem_instance(plans, in_channels, image_size)]
     for plan, cell in zip(plans, genotype.cells):
         if cell.reduction != plan.reduction:
             raise ValueError(f"genotype cell {plan.index} reduction={cell.reduction}, network says {plan.reduction}")
-        if plan.reduction_prev:
-            out.append(OpInstance("factorized_reduce", plan.c_prev_prev, plan.c, plan.h_prev_prev, plan.h_prev_prev, 2,
-                                  plan.index, role="preprocess0"))
-        else:
-            out.append(OpInstance("relu_conv_bn_1x1", plan.c_prev_prev, plan.c, plan.h_prev_prev, plan.h_prev_prev, 1,
-                                  plan.index, role="preprocess0"))
-        out.append(OpInstance("relu_conv_bn_1x1", plan.c_prev, plan.c, plan.h_in, plan.h_in, 1, plan.index, role="preprocess1"))
+        out.extend(preprocess_instances(plan))
         for op, src, dst in cell.edges:
             if (src, dst) not in index:
                 raise ValueError(f"edge {src}->{dst} does not exist in a cell of {nodes} nodes")
-            c, h, s = edge_input(plan, src)
-            out.append(OpInstance(op, c, c, h, h, s, plan.index, index[(src, dst)]))
-    last = plans[-1]
-    out.append(OpInstance("classifier", nodes * last.c, num_classes, last.h_out, last.h_out, 1, role="classifier"))
+        for dst in range(2, nodes + 2):
+            incoming = [(op, src) for op, src, d in cell.edges if d == dst]
+            if not incoming:
+                raise ValueError(f"genotype cell {plan.index}: node {dst} has no incoming edge")
+            for op, src in incoming:
+                c, h, s = edge_input(plan, src)
+                out.append(OpInstance(op, c, c, h, h, s, plan.index, index[(src, dst)], node=dst))
+            out.append(node_sum_instance(plan, dst, len(incoming)))
+        out.append(cell_concat_instance(plan, nodes))
+    out.append(classifier_instance(plans, nodes, num_classes))
     return out
 
 
@@ -162,6 +204,8 @@ def network_macs(instances: list[OpInstance]) -> int:
     """Multiply-accumulates per image of a network given as operator instances (convs and linears)."""
     total = 0
     for inst in instances:
+        if inst.op in (NODE_SUM_OP, CONCAT_OP):
+            continue  # elementwise sum / copy: no multiply-accumulates
         h = inst.h
         shapes: list[int] = []  # spatial size of each primitive's output, by index
         for p in op_primitives(inst.op, inst.c_in, inst.c_out, inst.stride):

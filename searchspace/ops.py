@@ -1,11 +1,14 @@
 """The operator registry: one entry per operator name (as DARTS's ``OPS``), torch-free.
 
 Each entry says what the operator *is*: ``primitives(c_in, c_out, stride)``, the primitive layers
-(kind, kernel, dilation, groups, channels, stride) it runs. Everything else reads this one list:
+(kind, kernel, dilation, groups, channels, stride) it runs in the deployed (derived) network, and where
+the supernet runs something else, ``supernet_primitives`` (the pools' extra non-affine BN). Everything
+else reads this one list (``op_primitives(name, ..., supernet=...)``):
 
 * ``trainables.modules`` generates the ``nn.Module`` of an operator from its primitives (supernet
   mixed operators and the derived network alike), so module and description cannot drift;
-* ``cost_models`` counts the DRAM traffic of the same primitives on a processor profile.
+* ``cost_models`` counts the DRAM traffic of the same primitives on a processor profile, always in the
+  deployed form: the costs the loss weighs are those of the network the user deploys.
 
 The searchable candidates are the seven of the design brief; the structural operators (stem, cell
 preprocessing, factorized reduce, classifier) live here too so that whole-network costs use the same
@@ -57,13 +60,24 @@ class Primitive:
         return 0
 
 
+PrimitiveFn = Callable[[int, int, int], tuple[Primitive, ...]]  # (c_in, c_out, stride) -> primitives
+
+
 @dataclass(frozen=True)
 class OpDef:
-    """A registry entry. ``searchable`` operators are edge candidates and keep c_in == c_out."""
+    """A registry entry. ``searchable`` operators are edge candidates and keep c_in == c_out.
+
+    ``primitives``: the deployed (derived-network) form, the one every cost is computed for.
+    ``supernet_primitives``: the supernet's form where it differs (None: the same)."""
 
     name: str
-    primitives: Callable[[int, int, int], tuple[Primitive, ...]]
+    primitives: PrimitiveFn
     searchable: bool = True
+    supernet_primitives: PrimitiveFn | None = None
+
+    def primitives_for(self, c_in: int, c_out: int, stride: int, supernet: bool = False) -> tuple[Primitive, ...]:
+        fn = self.supernet_primitives if supernet and self.supernet_primitives is not None else self.primitives
+        return fn(c_in, c_out, stride)
 
 
 # ---------------------------------------------------------------- primitive lists (cost-model view)
@@ -80,8 +94,16 @@ def _bn(c: int) -> Primitive:
 
 
 def _pool(kind: str):
-    # Pools carry a non-affine BN, as in DARTS's search cells: their outputs otherwise live on another
-    # scale than the convolutions' and the softmax mix favours them for the wrong reason.
+    # Deployed form: the pool alone, as in DARTS's evaluation network.
+    def prims(c_in: int, c_out: int, stride: int) -> tuple[Primitive, ...]:
+        return (Primitive(kind, c_in, c_in, kernel=3, stride=stride),)
+
+    return prims
+
+
+def _pool_supernet(kind: str):
+    # Supernet form: + a non-affine BN, as DARTS's search cells: a pool's output otherwise lives on
+    # another scale than the convolutions' and the softmax mix favours it for the wrong reason.
     def prims(c_in: int, c_out: int, stride: int) -> tuple[Primitive, ...]:
         return (Primitive(kind, c_in, c_in, kernel=3, stride=stride), _bn(c_in))
 
@@ -133,13 +155,13 @@ def _classifier(c_in: int, c_out: int, stride: int) -> tuple[Primitive, ...]:
     return (Primitive("global_avg_pool", c_in, c_in), Primitive("linear", c_in, c_out))
 
 
-def _entry(name: str, prims, searchable: bool = True) -> tuple[str, OpDef]:
-    return name, OpDef(name, prims, searchable)
+def _entry(name: str, prims, searchable: bool = True, supernet=None) -> tuple[str, OpDef]:
+    return name, OpDef(name, prims, searchable, supernet)
 
 
 OPS: dict[str, OpDef] = dict([
-    _entry("max_pool_3x3", _pool("max_pool")),
-    _entry("avg_pool_3x3", _pool("avg_pool")),
+    _entry("max_pool_3x3", _pool("max_pool"), supernet=_pool_supernet("max_pool")),
+    _entry("avg_pool_3x3", _pool("avg_pool"), supernet=_pool_supernet("avg_pool")),
     _entry("skip_connect", _skip),
     _entry("sep_conv_3x3", _sep_conv(3)),
     _entry("sep_conv_5x5", _sep_conv(5)),
@@ -164,5 +186,11 @@ def get_op(name: str) -> OpDef:
         raise ValueError(f"unknown operator {name!r}; known operators: {', '.join(OPS)}") from None
 
 
-def op_primitives(name: str, c_in: int, c_out: int, stride: int) -> tuple[Primitive, ...]:
-    return get_op(name).primitives(c_in, c_out, stride)
+def op_primitives(name: str, c_in: int, c_out: int, stride: int, supernet: bool = False) -> tuple[Primitive, ...]:
+    """The primitives of ``name``: the deployed form, or with ``supernet=True`` the supernet's."""
+    return get_op(name).primitives_for(c_in, c_out, stride, supernet)
+
+
+def is_identity(name: str, c_in: int, c_out: int, stride: int) -> bool:
+    """True for an operator that runs no primitive (stride-1 skip_connect): its output is its input."""
+    return not get_op(name).primitives(c_in, c_out, stride)

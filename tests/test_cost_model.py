@@ -12,7 +12,7 @@ import pytest
 from cost_models import (CostQuery, CostQueryError, edge_cost_table, list_profiles, load_profile, local_query_fn,
                          network_cost, op_cost)
 from searchspace.config import SearchConfig
-from searchspace.genotype import CellGenotype, Genotype
+from searchspace.genotype import CellGenotype, Genotype, cell_edges
 from searchspace.layout import plan_cells
 from searchspace.ops import CANDIDATES, OPS
 
@@ -63,14 +63,32 @@ def test_5x5_never_cheaper_than_3x3(profile, family):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_skip_connect_at_stride_1_is_free(profile):
+def test_skip_connect_at_stride_1_runs_no_kernel(profile):
+    # as an operator, an identity moves nothing; its node's sum reads it (tests/test_cost_accounting.py)
     c = _cost(profile, "skip_connect", 64, 32, 32, 8)
-    assert (c.dram_bytes, c.compulsory_bytes, c.dram_time_us, c.dram_energy_uj) == (0, 0, 0.0, 0.0)
+    assert (c.dram_bytes, c.compulsory_bytes, c.dram_latencies, c.dram_time_us) == (0, 0, 0, 0.0)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("op", list(OPS))
+def test_latency_paid_once_per_kernel(profile, op):
+    """Fused: one kernel (untiled, nothing spilled); unfused: one per primitive that is a kernel."""
+    c = _cost(profile, op, 8, 8, 8)  # small: no tiling, no spill on a fused profile
+    p = load_profile(profile)
+    if c.dram_bytes == 0:
+        assert c.dram_latencies == 0
+    elif p.fused:
+        assert c.dram_latencies == 1 < c.dram_transfers
+    else:
+        assert c.dram_latencies >= 1
+    assert c.dram_time_us == pytest.approx(c.dram_bytes / p.dram_bytes_per_us + c.dram_latencies * p.dram_latency_ns / 1e3)
 
 
 def test_eager_costs_more_than_fused():
-    for op in ("sep_conv_3x3", "dil_conv_5x5", "max_pool_3x3", "factorized_reduce"):
+    for op in ("sep_conv_3x3", "dil_conv_5x5", "factorized_reduce"):
         assert _cost("h100-eager", op, 32, 16, 16).dram_bytes > 2 * _cost("h100", op, 32, 16, 16).dram_bytes
+    # a deployed pool is one kernel either way: fp32 moves exactly twice bf16's bytes
+    assert _cost("h100-eager", "max_pool_3x3", 32, 16, 16).dram_bytes == 2 * _cost("h100", "max_pool_3x3", 32, 16, 16).dram_bytes
 
 
 # ------------------------------------------------------------------ golden values (hand arithmetic)
@@ -79,25 +97,36 @@ def test_golden_mobile_npu_sep_conv_fits():
     # weights, 32 B bursts: dw 16*9=144 -> 160; pw 16*16 + 16 bias = 272 -> 288; twice: 896
     assert c.dram_read_bytes == 16 * 32 * 32 + 896 == 17280
     assert c.dram_write_bytes == 16384 and c.compulsory_bytes == 33664
-    # streams: input, 4 weight tensors, output = 6; 51.2 GB/s = 51200 B/us, 100 ns each
-    assert c.dram_time_us == pytest.approx(33664 / 51200 + 6 * 0.1)
+    # streams: input, 4 weight tensors, output = 6, in flight together: one kernel, one 100 ns latency;
+    # 51.2 GB/s = 51200 B/us
+    assert (c.dram_transfers, c.dram_latencies) == (6, 1)
+    assert c.dram_time_us == pytest.approx(33664 / 51200 + 1 * 0.1)
     assert c.dram_energy_uj == pytest.approx(33664 * 32e-6)  # 32 pJ/B
 
 
 def test_golden_edge_gpu_max_pool_stride2_batch4():
     c = op_cost("edge-gpu", "max_pool_3x3", 32, 16, 16, stride=2, batch=4)
-    # fp16: in 4*32*16*16*2 = 65536, BN epilogue 2*32*2 = 128, out 4*32*8*8*2 = 16384
-    assert (c.dram_read_bytes, c.dram_write_bytes) == (65536 + 128, 16384)
-    assert c.dram_time_us == pytest.approx(82048 / 204800 + 3 * 0.2)
-    assert c.dram_energy_uj == pytest.approx(82048 * 32e-6)
+    # deployed form, no BN: fp16 in 4*32*16*16*2 = 65536, out 4*32*8*8*2 = 16384; one kernel, 200 ns
+    assert (c.dram_read_bytes, c.dram_write_bytes, c.dram_latencies) == (65536, 16384, 1)
+    assert c.dram_time_us == pytest.approx(81920 / 204800 + 1 * 0.2)
+    assert c.dram_energy_uj == pytest.approx(81920 * 32e-6)
 
 
 def test_golden_h100_factorized_reduce_one_kernel():
     c = op_cost("h100", "factorized_reduce", 16, 32, 32, stride=2, c_out=32)
     # bf16: in 16*32*32*2 = 32768; two 1x1 convs 2*16*16 + 32 bias = 544 el = 1088 B; out 32*16*16*2 = 16384
-    assert (c.dram_read_bytes, c.dram_write_bytes, c.dram_transfers) == (32768 + 1088, 16384, 3)
-    assert c.dram_time_us == pytest.approx(50240 / 3.35e6 + 3 * 0.5)
+    assert (c.dram_read_bytes, c.dram_write_bytes, c.dram_transfers, c.dram_latencies) == (32768 + 1088, 16384, 3, 1)
+    assert c.dram_time_us == pytest.approx(50240 / 3.35e6 + 1 * 0.5)  # 3.35 TB/s = 3.35e6 B/us, 500 ns
     assert c.dram_energy_uj == pytest.approx(50240 * 31.2e-6)
+
+
+def test_golden_h100_sep_conv_one_latency():
+    c = op_cost("h100", "sep_conv_3x3", 16, 28, 28)
+    # bf16: in = out = 16*28*28*2 = 25088; weights 2 x (dw 144 -> 288 B, pw 256 + 16 bias -> 544 B) = 1664
+    assert c.dram_bytes == 2 * 25088 + 1664 == 51840
+    # 6 streams in flight together: one 500 ns latency (was 6 x 500 ns = 3.02 us)
+    assert c.dram_time_us == pytest.approx(51840 / 3.35e6 + 0.5)
+    assert c.dram_energy_uj == pytest.approx(51840 * 31.2e-6)
 
 
 def test_golden_h100_eager_relu_conv_bn():
@@ -105,7 +134,8 @@ def test_golden_h100_eager_relu_conv_bn():
     # fp32, 3 kernels each read + write 16*32*32*4 = 65536; conv weights 16*16*4 = 1024; BN 4*16*4 = 256
     assert c.dram_read_bytes == 3 * 65536 + 1024 + 256 == 197888
     assert c.dram_write_bytes == 3 * 65536 and c.compulsory_bytes == 65536 + 1024 + 256 + 65536
-    assert c.dram_time_us == pytest.approx(394496 / 3.35e6 + 8 * 0.5)
+    assert c.dram_latencies == 3  # ReLU, conv, BN kernels (8 streams)
+    assert c.dram_time_us == pytest.approx(394496 / 3.35e6 + 3 * 0.5)
     assert c.dram_energy_uj == pytest.approx(394496 * 31.2e-6)
 
 
@@ -115,7 +145,10 @@ def test_golden_eyeriss_tiled_conv_rereads():
     # order A: 3 weight chunks, input streamed 3x: 131584 + 3*131072 = 524800 (order B: 525824)
     assert (c.dram_read_bytes, c.dram_write_bytes) == (524800, 131072)
     assert c.compulsory_bytes == 131072 + 131584 + 131072
-    assert c.dram_time_us == pytest.approx(655872 / 480 + 7 * 0.1)  # 0.48 GB/s; 3*2 read + 1 write streams
+    # 0.48 GB/s = 480 B/us; one kernel in 3 weight-chunk waves, none prefetched (the two buffer halves
+    # are taken): 3 latencies of 100 ns (7 streams: 3 x (input + chunk) + output)
+    assert (c.dram_transfers, c.dram_latencies) == (7, 3)
+    assert c.dram_time_us == pytest.approx(655872 / 480 + 3 * 0.1)
     assert c.dram_energy_uj == pytest.approx(655872 * 160e-6)  # 640 pJ per 32-bit word
 
 
@@ -126,6 +159,9 @@ def test_golden_eyeriss_sep_conv_spills():
     assert c.spilled_intermediates == 3 and c.dram_read_bytes == 2 * 132224 + 2 * 139392
     assert c.dram_write_bytes == 4 * 131072 and c.compulsory_bytes == 131072 + 2 * 1152 + 2 * 8320 + 131072
     assert c.dram_energy_uj == pytest.approx(1067520 * 160e-6)
+    # each stage after a spill waits for it: 4 kernels; dw stages stream per group, pw weights fit a half
+    # (8320 <= 55296 B): one wave each
+    assert c.dram_latencies == 4 and c.dram_time_us == pytest.approx(1067520 / 480 + 4 * 0.1)
 
 
 # ------------------------------------------------------------------ profiles and bad input
@@ -186,7 +222,9 @@ def test_network_cost_sums_its_rows_with_one_batched_query():
     assert len(calls) == 1
     assert net.dram_bytes == sum(r["dram_bytes"] for r in net.rows) == net.dram_read_bytes + net.dram_write_bytes
     assert net.dram_energy_uj == pytest.approx(sum(r["dram_energy_uj"] for r in net.rows))
-    assert [r["role"] for r in net.rows][0] == "stem" and net.rows[-1]["role"] == "classifier"
+    roles = [r["role"] for r in net.rows]
+    assert roles[0] == "stem" and roles[-1] == "classifier"
+    assert roles.count("node_sum") == 3 * 4 and roles.count("cell_concat") == 3
     assert net.dram_bytes >= net.compulsory_bytes
     wider = network_cost(_genotype(config), config, channels=8)
     assert wider.dram_bytes > net.dram_bytes
@@ -200,10 +238,18 @@ def test_edge_cost_table_shape_order_and_single_query():
     assert table.time_us.shape == table.energy_uj.shape == (3, 14, len(CANDIDATES))
     assert table.time_us.dtype == np.float64
     skip = CANDIDATES.index("skip_connect")
-    assert np.all(table.time_us[0, :, skip] == 0.0)  # normal cell: stride-1 skips are free
-    assert np.all(table.time_us[1, :2, skip] > 0.0)  # reduction cell's input edges: factorized reduce
+    # normal cell 0 (c=4, 32x32): a stride-1 skip pays its node's read of its source, int8: 4096 B at 32 pJ/B
+    assert np.all(table.dram_bytes[0, :, skip] == 4096)
+    assert np.allclose(table.energy_uj[0, :, skip], 4096 * 32e-6)
+    from_inputs = np.array([src < 2 for src, _dst in cell_edges(4)])  # reduction cell: factorized reduce there
+    assert table.time_us[1, from_inputs, skip].min() > table.time_us[1, ~from_inputs, skip].max()
+    # fused: an operator's share is its cost less its output write (the node's) and its kernel's latency
     q = CostQuery("mobile-npu", "sep_conv_5x5", 8, 8, 32, 32, 2, 1)  # cell 1 is a reduction: c=8, 32x32, stride 2
-    assert table.energy_uj[1, 0, CANDIDATES.index("sep_conv_5x5")] == local_query_fn([q])[0].dram_energy_uj
+    op = local_query_fn([q])[0]
+    k = (1, 0, CANDIDATES.index("sep_conv_5x5"))
+    assert table.dram_bytes[k] == op.dram_bytes - 8 * 16 * 16
+    assert table.time_us[k] == pytest.approx(op.dram_time_us - 8 * 16 * 16 / 51200 - 0.1)
+    assert table.fixed_dram_bytes > 0 and table.fixed_time_us > 0 and table.fixed_energy_uj > 0
 
 
 def test_importing_cost_models_does_not_import_ray():

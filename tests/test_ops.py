@@ -19,18 +19,43 @@ def test_candidate_shapes(name, stride):
 VALID = [(n, s) for n in OPS for s in (1, 2) if (n, s) not in {("factorized_reduce", 1), ("classifier", 2)}]
 
 
+@pytest.mark.parametrize("supernet", [False, True])
 @pytest.mark.parametrize("name, stride", VALID)
-def test_module_matches_primitives(name, stride):
-    """Conv/linear weights of the built module == the weights the cost model is told about."""
+def test_module_matches_primitives(name, stride, supernet):
+    """Conv/linear weights and BNs of the built module == what the registry says, in both forms."""
     c_in, c_out = SHAPES.get(name, (8, 8))
-    module = build_op(name, c_in, c_out, stride)
-    prims = op_primitives(name, c_in, c_out, stride)
+    module = build_op(name, c_in, c_out, stride, supernet=supernet)
+    prims = op_primitives(name, c_in, c_out, stride, supernet=supernet)
     want = sum(p.weight_elements for p in prims if p.kind in ("conv", "linear"))
     got = sum(m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
               for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
     assert got == want
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
     assert n_bn == sum(p.kind == "bn" for p in prims)
+
+
+@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3"])
+def test_pools_carry_a_bn_in_the_supernet_only(name):
+    """DARTS: the search cell's pools carry a non-affine BN, the evaluation network's do not; the cost
+    model costs the deployed form (the registry's default)."""
+    kind = name[:8]
+    assert [p.kind for p in op_primitives(name, 8, 8, 1)] == [kind]
+    assert [p.kind for p in op_primitives(name, 8, 8, 1, supernet=True)] == [kind, "bn"]
+    bns = lambda m: [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]  # noqa: E731
+    assert bns(build_op(name, 8, 8, 1, affine=True)) == []  # derived network: affine, deployed form
+    (bn,) = bns(build_op(name, 8, 8, 1, affine=False))  # supernet: non-affine, supernet form
+    assert bn.affine is False
+
+
+def test_derived_and_supernet_networks_build_their_forms():
+    from trainables.cells import Network
+
+    spec = [[("max_pool_3x3", "sep_conv_3x3")] * 14, [("avg_pool_3x3",)] * 14]
+    kw = dict(layers=2, channels=4, nodes=4, in_channels=1, image_size=8, num_classes=10)
+    supernet, derived = Network(spec, affine=False, **kw), Network(spec, affine=True, **kw)
+    pool_bns = lambda net: [n for n, _ in net.named_modules() if "pool" in n and n.endswith(".1")]  # noqa: E731
+    assert len(pool_bns(supernet)) == 28 and pool_bns(derived) == []
+    assert derived(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_unknown_operator_names_the_known_ones():

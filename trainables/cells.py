@@ -39,11 +39,13 @@ class MixedOp(nn.Module):
     kernels; the modules and their state_dict keys stay as the registry builds them).
     """
 
-    def __init__(self, candidates: tuple[str, ...], c: int, stride: int, affine: bool, shared_relu: bool = True):
+    def __init__(self, candidates: tuple[str, ...], c: int, stride: int, affine: bool, shared_relu: bool = True,
+                 supernet: bool | None = None):
         super().__init__()
         self.candidates = candidates
-        # keyed by name so weights carry over from stage 1 to stage 2 by state_dict key
-        self.ops = nn.ModuleDict({name: build_op(name, c, c, stride, affine) for name in candidates})
+        # keyed by name so weights carry over from stage 1 to stage 2 by state_dict key;
+        # supernet form (pools + non-affine BN) unless building the derived network (None: not affine)
+        self.ops = nn.ModuleDict({name: build_op(name, c, c, stride, affine, supernet) for name in candidates})
         tails = [_after_relu(m) for m in self.ops.values()] if shared_relu else []
         # plain list (not registered): the tails share the registered modules' parameters
         self._tails = tails if sum(t is not None for t in tails) >= 2 else None
@@ -64,7 +66,8 @@ class MixedOp(nn.Module):
 
 
 class Cell(nn.Module):
-    def __init__(self, plan: CellPlan, edges: list[tuple[str, ...]], nodes: int, affine: bool, shared_relu: bool = True):
+    def __init__(self, plan: CellPlan, edges: list[tuple[str, ...]], nodes: int, affine: bool, shared_relu: bool = True,
+                 supernet: bool | None = None):
         super().__init__()
         self.plan, self.nodes = plan, nodes
         if plan.reduction_prev:
@@ -79,7 +82,7 @@ class Cell(nn.Module):
         for e, ((src, _dst), cands) in enumerate(zip(self.edge_list, edges)):
             if cands:
                 stride = 2 if plan.reduction and src < 2 else 1
-                self.edges[str(e)] = MixedOp(cands, plan.c, stride, affine, shared_relu)
+                self.edges[str(e)] = MixedOp(cands, plan.c, stride, affine, shared_relu, supernet)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         # weights: (n_edges, K_max) mixing weights of this cell, or None for a derived cell
@@ -104,14 +107,16 @@ class Network(nn.Module):
 
     def __init__(self, edge_spec: EdgeSpec, *, layers: int, channels: int, nodes: int, in_channels: int,
                  image_size: int, num_classes: int, stem_multiplier: int = 3, affine: bool = True,
-                 shared_relu: bool = True):
+                 shared_relu: bool = True, supernet: bool | None = None):
+        # supernet: the edge operators' form (pools with or without their BN, see trainables.modules);
+        # None = not affine (the search's supernet is non-affine, its derived network affine)
         super().__init__()
         self.plans = plan_cells(layers, channels, nodes, image_size, stem_multiplier)
         if len(edge_spec) != layers:
             raise ValueError(f"edge spec has {len(edge_spec)} cells, network has {layers}")
         c_stem = stem_multiplier * channels
         self.stem = build_op("stem_conv_bn", in_channels, c_stem, 1, True)
-        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine, shared_relu) for p in self.plans)
+        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine, shared_relu, supernet) for p in self.plans)
         self.classifier = build_op("classifier", nodes * self.plans[-1].c, num_classes, 1, True)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,5 +1,10 @@
 """Operator modules (the torch view of ``searchspace.ops``): ``build_op(name, c_in, c_out, stride)``.
 
+Two forms, as the registry: the supernet's (``supernet=True``: pools carry a non-affine BN, as DARTS's
+search cells) and the deployed derived network's (pools alone, as DARTS's evaluation network; the form
+``cost_models`` costs). ``supernet`` defaults to ``not affine``: the search builds its supernet
+non-affine and its derived network affine, so each gets its form without saying so.
+
 Sequential operators are *generated* from their registry primitive list, so the module and the cost
 model's description are the same thing by construction; only the factorized reduce (two shifted
 branches) has a hand-written forward (``CUSTOM_MODULES``). The supernet's mixed operators and the
@@ -76,9 +81,13 @@ def _build_fr(c_in: int, c_out: int, stride: int, affine: bool = True) -> nn.Mod
 CUSTOM_MODULES = {"skip_connect": _build_skip, "factorized_reduce": _build_fr}
 
 
-def build_op(name: str, c_in: int, c_out: int, stride: int, affine: bool = True) -> nn.Module:
-    """The module of registry operator ``name`` (unknown names: ValueError listing the known ones)."""
+def build_op(name: str, c_in: int, c_out: int, stride: int, affine: bool = True,
+             supernet: bool | None = None) -> nn.Module:
+    """The module of registry operator ``name`` (unknown names: ValueError listing the known ones).
+
+    ``supernet``: build the supernet's form (None: ``not affine``, see the module doc)."""
     op = get_op(name)
     if name in CUSTOM_MODULES:
         return CUSTOM_MODULES[name](c_in, c_out, stride, affine)
-    return _sequential(op.primitives(c_in, c_out, stride), affine)
+    supernet = (not affine) if supernet is None else supernet
+    return _sequential(op.primitives_for(c_in, c_out, stride, supernet), affine)
