@@ -1,0 +1,143 @@
+"""Nothing is free: node sums and cell concats are charged, and the loss's table and the network cost
+are one accounting (cost_models.accounting). No Ray, no torch."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from cost_models import edge_cost_table, load_profile, network_cost, op_cost
+from searchspace.config import SearchConfig
+from searchspace.genotype import CellGenotype, Genotype, cell_edges
+from searchspace.layout import network_instances, network_macs, plan_cells
+from searchspace.ops import CANDIDATES
+
+PROFILES = ("mobile-npu", "edge-gpu", "h100", "eyeriss", "h100-eager")
+
+
+def _plans(config: SearchConfig):
+    return plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
+
+
+def random_genotype(config: SearchConfig, seed: int) -> Genotype:
+    """DARTS-style: per node two distinct inputs, any candidate on each."""
+    rng = random.Random(seed)
+    cells = []
+    for plan in _plans(config):
+        edges = [(rng.choice(CANDIDATES), src, dst) for dst in range(2, config.nodes + 2)
+                 for src in sorted(rng.sample(range(dst), 2))]
+        cells.append(CellGenotype(plan.reduction, tuple(edges)))
+    return Genotype(tuple(cells))
+
+
+def uniform_genotype(config: SearchConfig, op: str, inputs=lambda dst: (dst - 2, dst - 1)) -> Genotype:
+    return Genotype(tuple(CellGenotype(p.reduction, tuple((op, s, d) for d in range(2, config.nodes + 2)
+                                                          for s in inputs(d))) for p in _plans(config)))
+
+
+# ------------------------------------------------------------------ one accounting
+@pytest.mark.parametrize("profile", PROFILES)
+def test_table_entries_plus_fixed_terms_equal_network_cost(profile):
+    config = SearchConfig(layers=5, channels=6, profile=profile, cost_batch=2)
+    table = edge_cost_table(config)
+    index = {e: i for i, e in enumerate(cell_edges(config.nodes))}
+    for seed in range(4):
+        genotype = random_genotype(config, seed)
+        net = network_cost(genotype, config)
+        picks = [(c, index[(s, d)], CANDIDATES.index(op)) for c, cg in enumerate(genotype.cells) for op, s, d in cg.edges]
+        time_us = table.fixed_time_us + sum(table.time_us[k] for k in picks)
+        energy_uj = table.fixed_energy_uj + sum(table.energy_uj[k] for k in picks)
+        dram_bytes = table.fixed_dram_bytes + sum(int(table.dram_bytes[k]) for k in picks)
+        assert time_us == pytest.approx(net.dram_time_us, rel=0.01)
+        assert energy_uj == pytest.approx(net.dram_energy_uj, rel=0.01)
+        assert dram_bytes == pytest.approx(net.dram_bytes, rel=0.01)
+        # by construction it is exact, not only within 1 %
+        assert dram_bytes == net.dram_bytes and time_us == pytest.approx(net.dram_time_us, rel=1e-9)
+        assert table.genotype_cost(genotype, config.nodes) == pytest.approx((time_us, energy_uj, dram_bytes), rel=1e-12)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_candidate_is_free(profile):
+    config = SearchConfig(layers=3, channels=6, profile=profile)
+    table = edge_cost_table(config)
+    assert np.all(table.dram_bytes > 0) and np.all(table.energy_uj > 0) and np.all(table.time_us > 0)
+    # a stride-1 skip pays at least the read of its source: normal cell 0, c=6, 32x32
+    p = load_profile(profile)
+    source = -(-6 * 32 * 32 * p.bytes_per_element // p.dram_burst_bytes) * p.dram_burst_bytes
+    assert np.all(table.dram_bytes[0, :, CANDIDATES.index("skip_connect")] >= source)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_identity_cell_costs_more_than_its_preprocessing(profile):
+    config = SearchConfig(layers=3, channels=6, profile=profile)
+    net = network_cost(uniform_genotype(config, "skip_connect", lambda d: (0, 1)), config)
+    cell0 = [r for r in net.rows if r["cell"] == 0]
+    pre = sum(r["dram_bytes"] for r in cell0 if r["role"].startswith("preprocess"))
+    sums = [r for r in cell0 if r["role"] == "node_sum"]
+    assert len(sums) == 4 and all(r["dram_bytes"] > 0 and r["dram_latencies"] >= 1 for r in sums)
+    assert sum(r["dram_bytes"] for r in cell0) > pre
+
+
+# ------------------------------------------------------------------ the kernels, hand arithmetic
+def _cell0(profile: str, genotype_op: str, inputs=lambda dst: (dst - 2, dst - 1)):
+    config = SearchConfig(layers=3, channels=4, profile=profile)  # cell 0: normal, c=4, 32x32
+    net = network_cost(uniform_genotype(config, genotype_op, inputs), config)
+    return [r for r in net.rows if r["cell"] == 0]
+
+
+def test_golden_h100_eager_add_and_cat_kernels():
+    rows = _cell0("h100-eager", "sep_conv_3x3")
+    node = 4 * 32 * 32 * 4  # fp32 node tensor: 16384 B
+    for r in (r for r in rows if r["role"] == "node_sum"):  # acc + y: reads two, writes one
+        assert (r["dram_read_bytes"], r["dram_write_bytes"], r["dram_latencies"]) == (2 * node, node, 1)
+        assert r["dram_time_us"] == pytest.approx(3 * node / 3.35e6 + 0.5)
+        assert r["dram_energy_uj"] == pytest.approx(3 * node * 31.2e-6)
+    (cat,) = [r for r in rows if r["role"] == "cell_concat"]  # torch.cat: a copy kernel
+    assert (cat["dram_read_bytes"], cat["dram_write_bytes"], cat["dram_latencies"]) == (4 * node, 4 * node, 1)
+    sep = op_cost("h100-eager", "sep_conv_3x3", 4, 32, 32)
+    assert all(r["dram_bytes"] == sep.dram_bytes for r in rows if r["role"] == "edge")  # every kernel as it runs
+
+
+def test_golden_mobile_npu_node_kernels():
+    node = 4 * 32 * 32  # int8: 4096 B, 100 ns latency, 51200 B/us, 32 pJ/B
+    rows = _cell0("mobile-npu", "sep_conv_3x3")
+    for r in (r for r in rows if r["role"] == "node_sum"):  # two operators into one on-chip accumulator
+        assert (r["dram_read_bytes"], r["dram_write_bytes"], r["dram_latencies"]) == (0, node, 1)
+        assert r["dram_time_us"] == pytest.approx(node / 51200 + 0.1)
+    sep = op_cost("mobile-npu", "sep_conv_3x3", 4, 32, 32)
+    for r in (r for r in rows if r["role"] == "edge"):  # its write and its latency are the node's
+        assert (r["dram_write_bytes"], r["dram_latencies"]) == (sep.dram_write_bytes - node, sep.dram_latencies - 1)
+        assert r["dram_read_bytes"] == sep.dram_read_bytes
+    (cat,) = [r for r in rows if r["role"] == "cell_concat"]
+    assert cat["dram_bytes"] == 0 and cat["dram_time_us"] == 0.0  # written in place by the nodes
+    skips = _cell0("mobile-npu", "skip_connect", lambda d: (0, 1))
+    for r in (r for r in skips if r["role"] == "node_sum"):  # no operator: the node's kernel reads both inputs
+        assert (r["dram_read_bytes"], r["dram_write_bytes"], r["dram_latencies"]) == (2 * node, node, 1)
+    assert all(r["dram_bytes"] == 0 for r in skips if r["role"] == "edge")
+
+
+def test_eager_node_of_one_or_three_inputs_runs_k_minus_one_adds():
+    config = SearchConfig(layers=3, channels=4, profile="h100-eager")
+    node = 4 * 32 * 32 * 4
+    for inputs in ((lambda d: (d - 1,)), (lambda d: tuple(range(min(d, 3))))):
+        net = network_cost(uniform_genotype(config, "max_pool_3x3", inputs), config)
+        for r in (r for r in net.rows if r["cell"] == 0 and r["role"] == "node_sum"):
+            assert r["dram_bytes"] == (r["fan_in"] - 1) * 3 * node and r["dram_latencies"] == r["fan_in"] - 1
+
+
+# ------------------------------------------------------------------ layout
+def test_instances_list_node_sums_and_concats_without_changing_macs():
+    config = SearchConfig(layers=3, channels=4)
+    genotype = random_genotype(config, 0)
+    inst = network_instances(genotype, _plans(config), config.nodes, config.in_channels, config.image_size,
+                             config.num_classes, config.stem_multiplier)
+    roles = [i.role for i in inst]
+    assert roles.count("node_sum") == 12 and roles.count("cell_concat") == 3
+    assert {i.fan_in for i in inst if i.role == "node_sum"} == {2}
+    edges_only = [i for i in inst if i.role not in ("node_sum", "cell_concat")]
+    assert network_macs(inst) == network_macs(edges_only) > 0
+    with pytest.raises(ValueError, match="node 3 has no incoming edge"):
+        bad = Genotype(tuple(CellGenotype(c.reduction, tuple(e for e in c.edges if e[2] != 3)) for c in genotype.cells))
+        network_instances(bad, _plans(config), config.nodes, config.in_channels, config.image_size,
+                          config.num_classes, config.stem_multiplier)
