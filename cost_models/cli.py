@@ -1,28 +1,51 @@
-"""``hwnas cost``: the DRAM cost of one operator on one processor profile, as one JSON object.
+"""``hwnas cost``: the DRAM cost of one operator, or of a whole searched network, on a processor profile,
+as one JSON object.
 
   hwnas cost --profile mobile-npu --op sep_conv_3x3 --shape 16,32,32
   hwnas cost --profile ./my-npu.toml --op factorized_reduce --shape 16,32,32 --stride 2 --c-out 32 --batch 8
+  hwnas cost --genotype trial.json --profile h100 --set eval_layers=8 cost_batch=16 --rows
   hwnas cost --list-profiles
 
-Imports neither Ray nor the cost service: the model is computed in this process.
+Imports neither Ray, torch nor the cost service: the model is computed in this process.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
+from searchspace.config import SearchConfig, parse_set
+from searchspace.genotype import Genotype
 from searchspace.ops import OPS
 
+from .network import derived_network_cost
 from .profile import list_profiles, load_profile
 from .traffic import op_cost
 
 log = logging.getLogger(__name__)
 
 _EPILOG = """\
-output (one JSON object): dram_read_bytes, dram_write_bytes, dram_bytes (read + write), compulsory_bytes
-(input + weights + output, each moved once), dram_transfers, dram_time_us (bytes / bandwidth + transfers x
-latency), dram_energy_uj (read x read pJ/B + write x write pJ/B + static power x time), and the query.
+operator mode (--op, --shape), one JSON object: dram_read_bytes, dram_write_bytes, dram_bytes (read +
+write), compulsory_bytes (input + weights + output, each moved once), dram_transfers (DRAM streams),
+dram_latencies (kernels + unprefetched tile waves), dram_time_us, dram_energy_uj, and the query.
+
+network mode (--genotype FILE): FILE is a genotype JSON {"cells": [...]} or a trial result JSON holding
+"genotype" and "config" (hwnas trial's output). The derived network (eval_layers x eval_channels, 0 = the
+search's; without a config: the search defaults, layers = the genotype's cells) is costed kernel by
+kernel: stem, preprocessing, edge operators, node sums, the cells' output concat, classifier. Re-cost it
+on another processor or size with --profile and --set KEY=VALUE (search config keys: layers, channels,
+eval_layers, eval_channels, cost_batch, profile, ...). --rows adds one row per kernel group (cell, role,
+op, shape, bytes, latencies, time, energy). Keys: the totals above plus layers, channels, batch, profile.
+
+model: time = bytes / bandwidth + latencies x DRAM latency. A kernel's streams (inputs, weights, output)
+are in flight together, so the latency is paid once per kernel, plus once per further wave of a tiled
+kernel (its two buffer halves leave no room to prefetch). Fused profiles run an operator as one kernel
+(split where an intermediate spills) and a cell node as one kernel (its operators' outputs summed on
+chip, written once into the cell's concat buffer); unfused ones (h100-eager) run every primitive, every
+node-sum add and every torch.cat as its own kernel. energy = read x read pJ/B + write x write pJ/B +
+static power x time.
 
 profiles: a built-in name (see --list-profiles) or the path of a TOML file with the same fields as
 cost_models/profiles/*.toml.
@@ -33,6 +56,7 @@ examples:
   hwnas cost --profile mobile-npu --op sep_conv_3x3 --shape 16,32,32
   hwnas cost --profile h100-eager --op factorized_reduce --shape 48,16,16 --stride 2 --c-out 96 --batch 64
   hwnas cost --profile eyeriss --op classifier --shape 256,8,8 --c-out 10
+  hwnas cost --genotype result.json --profile edge-gpu --set eval_layers=8 eval_channels=16 --rows
   hwnas cost --list-profiles
 """
 
@@ -40,17 +64,24 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``cost`` subcommand to the ``hwnas`` CLI."""
     parser = subparsers.add_parser(
-        "cost", help="DRAM bytes, time and energy of one operator on a processor profile",
-        description="DRAM traffic (bytes read/written), time and energy of one operator of the registry on an "
-                    "input of shape (batch, C, H, W), at inference, on a processor profile.",
+        "cost", help="DRAM bytes, time and energy of an operator or a searched network on a processor profile",
+        description="DRAM traffic (bytes read/written), time and energy at inference on a processor profile: of "
+                    "one operator of the registry on an input of shape (batch, C, H, W), or of a searched "
+                    "network (--genotype), every kernel it runs.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", metavar="NAME_OR_FILE", help="built-in profile name or profile TOML path")
+    parser.add_argument("--profile", metavar="NAME_OR_FILE", help="built-in profile name or profile TOML path "
+                        "(network mode: overrides the file's config)")
     parser.add_argument("--op", metavar="OP", help="operator name (see the list below)")
     parser.add_argument("--shape", metavar="C,H,W", help="input channels, height and width, e.g. 16,32,32")
-    parser.add_argument("--stride", type=int, default=1, help="1 or 2 (default 1)")
-    parser.add_argument("--batch", type=int, default=1, help="inference batch size (default 1)")
+    parser.add_argument("--stride", type=int, default=None, help="1 or 2 (default 1)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="inference batch size (default 1; network mode: sets cost_batch)")
     parser.add_argument("--c-out", type=int, default=None, dest="c_out",
                         help="output channels (default: C, as the searchable operators; e.g. 10 for the classifier)")
+    parser.add_argument("--genotype", metavar="FILE", help="cost the network of a genotype or trial result JSON")
+    parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", dest="set_items",
+                        help="network mode: search config overrides, e.g. layers=8 channels=16 cost_batch=4")
+    parser.add_argument("--rows", action="store_true", help="network mode: add one row per kernel group")
     parser.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and their key numbers")
     parser.set_defaults(func=run)
     return parser
@@ -68,16 +99,74 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+def load_genotype_file(path: str) -> tuple[Genotype, dict[str, Any] | None]:
+    """A genotype JSON ({"cells": ...}) or a trial result JSON ("genotype", optional "config"; either may
+    be a JSON string, as in trials.parquet rows). ValueError naming the file for anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--genotype {path}: no such file")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--genotype {path}: not JSON ({exc})") from None
+    config = None
+    if isinstance(data, dict) and "genotype" in data:
+        config, data = data.get("config"), data["genotype"]
+        data = json.loads(data) if isinstance(data, str) else data
+        config = json.loads(config) if isinstance(config, str) else config
+    if not isinstance(data, dict) or "cells" not in data:
+        raise ValueError(f"--genotype {path}: not a genotype: expected {{\"cells\": [...]}} or a trial result "
+                         f"with \"genotype\" and \"config\"")
+    try:
+        genotype = Genotype.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"--genotype {path}: {exc}") from None
+    if not genotype.cells:
+        raise ValueError(f"--genotype {path}: not a genotype: no cells")
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"--genotype {path}: \"config\" must be an object, got {type(config).__name__}")
+    return genotype, config
+
+
+def _network(args: argparse.Namespace) -> dict[str, Any]:
+    extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out") if getattr(args, k) is not None]
+    if extra:
+        raise ValueError(f"--genotype costs a whole network; {', '.join(extra)} belong to the operator mode")
+    genotype, file_config = load_genotype_file(args.genotype)
+    values = dict(file_config) if file_config is not None else {"layers": len(genotype.cells)}
+    values.update(parse_set(args.set_items))
+    if args.profile:
+        values["profile"] = args.profile
+    if args.batch is not None:
+        values["cost_batch"] = args.batch
+    config = SearchConfig.from_dict(values)
+    profile = load_profile(config.profile)  # unknown profile: the error names the known ones
+    net = derived_network_cost(genotype, config)
+    out = net.to_dict(rows=args.rows)
+    out.update(profile_source=profile.source, layers=config.eval_layers or config.layers,
+               channels=config.eval_channels or config.channels, image_size=config.image_size, nodes=config.nodes)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list_profiles:
         print(json.dumps({"profiles": [p.summary() for p in list_profiles()]}, indent=2))
         return 0
+    if args.genotype:
+        out = _network(args)
+        log.debug("hwnas cost --genotype %s: %s", args.genotype, {k: v for k, v in out.items() if k != "rows"})
+        print(json.dumps(out))
+        return 0
+    if args.set_items or args.rows:
+        raise ValueError("--set and --rows need --genotype FILE (network mode)")
     missing = [f"--{k.replace('_', '-')}" for k in ("profile", "op", "shape") if not getattr(args, k)]
     if missing:
-        raise ValueError(f"missing {', '.join(missing)} (or use --list-profiles); see hwnas cost --help")
+        raise ValueError(f"missing {', '.join(missing)} (or use --genotype FILE or --list-profiles); "
+                         "see hwnas cost --help")
     c, h, w = parse_shape(args.shape)
     profile = load_profile(args.profile)
-    cost = op_cost(profile, args.op, c, h, w, stride=args.stride, batch=args.batch, c_out=args.c_out)
+    cost = op_cost(profile, args.op, c, h, w, stride=1 if args.stride is None else args.stride,
+                   batch=1 if args.batch is None else args.batch, c_out=args.c_out)
     out = cost.to_dict()
     out["profile_source"] = profile.source
     log.debug("hwnas cost %s", out)

@@ -65,3 +65,96 @@ def test_installed_console_script():
                           "--stride", "2"], check=True, capture_output=True, text=True).stdout
     d = json.loads(out)
     assert KEYS <= set(d) and d["dram_bytes"] == op_cost("h100-eager", "dil_conv_3x3", 8, 16, 16, 2).dram_bytes
+
+
+# ------------------------------------------------------------------ network mode (--genotype)
+def _genotype(layers: int = 3) -> dict:
+    from searchspace.layout import reduction_cells
+
+    edges = [["sep_conv_3x3", 0, 2], ["skip_connect", 1, 2], ["max_pool_3x3", 0, 3], ["dil_conv_3x3", 2, 3],
+             ["skip_connect", 2, 4], ["avg_pool_3x3", 3, 4], ["sep_conv_5x5", 1, 5], ["skip_connect", 4, 5]]
+    return {"cells": [{"reduction": i in reduction_cells(layers), "edges": edges} for i in range(layers)]}
+
+
+def _write(tmp_path, name: str, obj) -> str:
+    path = tmp_path / name
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return str(path)
+
+
+NET_KEYS = {"profile", "profile_source", "batch", "layers", "channels", "dram_read_bytes", "dram_write_bytes",
+            "dram_bytes", "compulsory_bytes", "dram_latencies", "dram_time_us", "dram_energy_uj"}
+
+
+def test_genotype_file_defaults_to_the_search_config(capsys, tmp_path):
+    from cost_models import derived_network_cost
+    from searchspace.config import SearchConfig
+    from searchspace.genotype import Genotype
+
+    rc, d, _ = _run(capsys, "--genotype", _write(tmp_path, "g.json", _genotype()))
+    assert rc == 0 and NET_KEYS <= set(d) and "rows" not in d
+    want = derived_network_cost(Genotype.from_dict(_genotype()), SearchConfig(layers=3))
+    assert (d["profile"], d["layers"], d["channels"]) == (SearchConfig().profile, 3, SearchConfig().channels)
+    assert d["dram_bytes"] == want.dram_bytes and d["dram_time_us"] == pytest.approx(want.dram_time_us)
+
+
+def test_trial_result_recosted_on_another_profile_and_size(capsys, tmp_path):
+    from cost_models import derived_network_cost
+    from searchspace.config import SearchConfig
+    from searchspace.genotype import Genotype
+
+    config = SearchConfig(layers=5, channels=4, profile="eyeriss")
+    result = {"genotype": _genotype(5), "config": config.to_dict(), "accuracy": 0.8}
+    path = _write(tmp_path, "trial.json", result)
+    genotype = Genotype.from_dict(_genotype(5))
+    rc, d, _ = _run(capsys, "--genotype", path)
+    assert rc == 0 and d["profile"] == "eyeriss" and d["dram_bytes"] == derived_network_cost(genotype, config).dram_bytes
+    rc, d, _ = _run(capsys, "--genotype", path, "--profile", "h100", "--set", "channels=8", "cost_batch=2", "eval_layers=8")
+    want = derived_network_cost(genotype, config.replace(profile="h100", channels=8, cost_batch=2, eval_layers=8))
+    assert rc == 0 and (d["profile"], d["batch"], d["layers"], d["channels"]) == ("h100", 2, 8, 8)
+    assert d["dram_bytes"] == want.dram_bytes and d["dram_energy_uj"] == pytest.approx(want.dram_energy_uj)
+    # a trials.parquet row holds genotype and config as JSON strings
+    row = _write(tmp_path, "row.json", {"genotype": json.dumps(_genotype(5)), "config": config.to_json()})
+    rc, d, _ = _run(capsys, "--genotype", row)
+    assert rc == 0 and d["dram_bytes"] == derived_network_cost(genotype, config).dram_bytes
+
+
+def test_rows_one_per_kernel_group_summing_to_the_total(capsys, tmp_path):
+    rc, d, _ = _run(capsys, "--genotype", _write(tmp_path, "g.json", _genotype()), "--profile", "h100-eager", "--rows")
+    assert rc == 0
+    rows = d["rows"]
+    assert all({"cell", "role", "dram_bytes", "dram_time_us", "dram_energy_uj"} <= set(r) for r in rows)
+    assert {r["role"] for r in rows} == {"stem", "preprocess0", "preprocess1", "edge", "node_sum", "cell_concat",
+                                         "classifier"}
+    assert sum(r["dram_bytes"] for r in rows) == d["dram_bytes"]
+    assert sum(r["dram_time_us"] for r in rows) == pytest.approx(d["dram_time_us"])
+    assert all(r["dram_bytes"] > 0 for r in rows if r["role"] in ("node_sum", "cell_concat"))  # eager add / cat
+
+
+@pytest.mark.parametrize("content, argv, word", [
+    (None, [], "no such file"),
+    ("{not json", [], "not JSON"),
+    ({"layers": 3}, [], "not a genotype"),
+    ({"cells": [{"reduction": False}]}, [], "not a genotype"),
+    (_genotype(), ["--profile", "tpu-v9"], "known profiles"),
+    (_genotype(), ["--set", "colour=3"], "unknown config key"),
+    (_genotype(), ["--set", "layers"], "key=value"),
+    (_genotype(), ["--op", "sep_conv_3x3"], "operator mode"),
+    (json.dumps(_genotype()).replace("dil_conv_3x3", "conv_9x9"), [], "unknown operator"),
+])
+def test_genotype_errors_exit_2_with_one_line(capsys, tmp_path, content, argv, word):
+    path = str(tmp_path / "missing.json") if content is None else _write(tmp_path, "g.json", content)
+    rc, _, err = _run(capsys, "--genotype", path, *argv)
+    assert rc == 2 and word.lower() in err.lower() and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_set_and_rows_need_a_genotype(capsys):
+    rc, _, err = _run(capsys, "--profile", "h100", "--op", "sep_conv_3x3", "--shape", "8,8,8", "--rows")
+    assert rc == 2 and "--genotype" in err
+
+
+def test_network_mode_imports_no_torch(tmp_path):
+    path = _write(tmp_path, "g.json", _genotype())
+    code = ("import sys; from orchestrator.cli import main; rc = main(['cost', '--genotype', %r, '--rows']); "
+            "assert rc == 0 and 'torch' not in sys.modules and 'ray' not in sys.modules" % path)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
