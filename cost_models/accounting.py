@@ -9,6 +9,11 @@ its nodes (its output). What they cost depends on whether the profile fuses:
   inputs: an identity input, i.e. a stride-1 skip, is read straight from its source tensor), and the
   node is written once, in place into the cell's concat buffer; the concat moves nothing. An operator's
   own output write and its last kernel's latency thus belong to the node's kernel.
+  Why one kernel per node rather than chaining the partial sum through DRAM (op1 writes its output,
+  op2's epilogue reads it back): a per-edge table is exact only for an accounting linear in the edges.
+  Chaining makes a node of two operators cost one more write + read of a node tensor than its edges'
+  shares, while an all-skip node needs its own kernel either way; and a compiler that fuses a
+  sep_conv's four stages (this model's fused profile) fuses a node's two branches just as well.
 * **Unfused** (PyTorch eager, ``trainables.cells.Cell``): every operator writes its output; a node of
   k inputs runs k - 1 ``add`` kernels (each reads two tensors, writes one); ``torch.cat`` is a copy
   kernel reading the nodes and writing the cell output.
@@ -16,12 +21,8 @@ its nodes (its output). What they cost depends on whether the profile fuses:
 Per-edge shares (what ``EdgeCostTable`` holds for each candidate), with R / W the read / write of one
 node-sized tensor (c x h_out x w_out, whole bursts) and L one kernel's latency:
 
-  ===========  ======================  ============  ======================
-  profile      operator edge           identity edge  per node (fixed)
-  ===========  ======================  ============  ======================
-  fused        op - W - L              R (source)    W + L (node kernel)
-  unfused      op + R (the add reads)  R             W + L (one add kernel)
-  ===========  ======================  ============  ======================
+  fused:    operator edge  op - W - L     identity edge  R (its source)   per node  W + L (node kernel)
+  unfused:  operator edge  op + R (add)   identity edge  R                per node  W + L (its add kernel)
 
 plus fixed per cell (preprocess0/1, the concat copy when unfused) and per network (stem, classifier).
 Summing a derived genotype's shares and the fixed terms gives exactly ``network_cost`` for every node

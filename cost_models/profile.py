@@ -42,7 +42,8 @@ class Profile:
     onchip_buffer_bytes: int
     # why: DRAM bytes / bandwidth is the transfer-time term (1 GB/s = 1e9 bytes/s = 1e3 bytes/us)
     dram_bandwidth_gbps: float
-    # why: a latency paid once per DRAM stream (a tensor or tile read/written), the fixed cost of a transfer
+    # why: the fixed cost of a dependent DRAM access: paid once per kernel (its streams are in flight
+    #      together) and once per further tile wave that cannot be prefetched (cost_models.traffic, 4)
     dram_latency_ns: float
     # why: DRAM moves whole bursts; every stream is rounded up to this granularity
     dram_burst_bytes: int
