@@ -1,8 +1,10 @@
 """The cost service: one named Ray actor per experiment that answers every trial's DRAM cost queries.
 
-* Found by name: :func:`get_cost_service` creates it or returns the existing one (``get_if_exists``),
-  so every trial of an experiment shares one actor and one cache.
-* Restartable: ``max_restarts=-1`` (Ray restarts it whenever it dies) and ``max_task_retries`` so a
+* One owner: the experiment's driver creates it (:func:`start_cost_service`) under a name unique to that
+  run (:func:`cost_service_name`), before any trial, and owns it (not detached); trials only look it up
+  (:func:`find_cost_service`), so every trial of an experiment shares one actor and one cache, and two
+  experiments on one cluster never share one.
+* Restartable: ``max_restarts=-1`` (Ray restarts it whenever it dies while its driver lives) and ``max_task_retries`` so a
   call in flight when it died is re-sent to the restarted actor. The model is a pure function, so a
   restarted actor (empty cache) answers exactly the same costs.
 * Batched, cached: :meth:`CostServiceImpl.query` takes a list of queries (``CostQuery`` or plain dicts)
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from typing import Any, Mapping
 
 import pyarrow as pa
@@ -29,7 +32,7 @@ from cost_models.traffic import OpCost
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAME = "hwnas-cost"
+DEFAULT_PREFIX = "hwnas-cost"  # the config key cost_service: prefix of every actor name
 #: Ray restarts the actor without bound; a call is re-sent this many times across restarts.
 MAX_TASK_RETRIES = 5
 
@@ -107,21 +110,40 @@ def _plain(raw: Any) -> Any:
 CostService = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)(CostServiceImpl)
 
 
-def get_cost_service(name: str = DEFAULT_NAME, namespace: str | None = None, detached: bool = False):
-    """The experiment's cost service: created on first call, found by name afterwards (get-if-exists).
+class CostServiceMissing(RuntimeError):
+    """A trial looked for its experiment's cost actor and it was not there."""
 
-    ``detached=True`` keeps it alive after the creating driver exits (a long-running experiment
-    service); by default it lives as long as the job. Ray must be initialised."""
+
+def cost_service_name(prefix: str, experiment: str) -> str:
+    """A name unique to one run of one experiment: ``<prefix>-<experiment>-<8 hex digits>``, so two
+    experiments (or two runs of one) on a shared cluster never share, or take down, each other's actor."""
+    return f"{prefix}-{experiment}-{uuid.uuid4().hex[:8]}"
+
+
+def start_cost_service(name: str, namespace: str | None = None):
+    """Create the experiment's cost actor; only the experiment's driver calls this.
+
+    Not detached: the driver owns it and keeps the handle for the whole experiment, so it ends with the
+    driver (a killed driver takes its own actor down and nobody else's). The name must be free (see
+    ``cost_service_name``). Ray must be initialised."""
     if not ray.is_initialized():
-        raise RuntimeError("get_cost_service needs ray.init() first (hwnas trial without Ray uses local_query_fn)")
-    options: dict[str, Any] = dict(name=name, get_if_exists=True, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
+        raise RuntimeError("start_cost_service needs ray.init() first (hwnas trial without Ray computes in process)")
+    options: dict[str, Any] = dict(name=name, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
     if namespace is not None:
         options["namespace"] = namespace
-    if detached:
-        options["lifetime"] = "detached"
     handle = CostService.options(**options).remote()
-    log.debug("cost service %r (namespace %r)", name, namespace)
+    log.debug("cost service %r started (namespace %r)", name, namespace)
     return handle
+
+
+def find_cost_service(name: str, namespace: str | None = None):
+    """The running cost actor ``name`` (a trial's way to it); :class:`CostServiceMissing` if there is none."""
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        raise CostServiceMissing(
+            f"cost service actor {name!r} (namespace {namespace!r}) does not exist: the experiment's driver "
+            f"creates it before any trial and it ends with that driver; is the driver still running?") from None
 
 
 def answers_to_costs(answers: list[dict[str, Any]]) -> list[OpCost]:

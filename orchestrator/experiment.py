@@ -1,9 +1,10 @@
-"""One experiment on Ray Tune: preflight, the Tuner over the scan, progress, and the results tables.
+"""One experiment on Ray: preflight, the cost actor, one Tuner (``orchestrator/tuner.py``), the tables.
 
 ``run_experiment`` is what ``hwnas search`` calls. Order matters: the config is already typed; the
-profiles and the storage are checked before Ray is even contacted, the cost service is started (or
-found) before the Tuner runs, and only then do trials start. Tune's own storage is the experiment's
-folder, so checkpoints and experiment state live beside ``trials.parquet`` and ``pareto.parquet``.
+profiles and the storage are checked before Ray is even contacted, this driver creates the experiment's
+cost actor (a name unique to this run; trials only look it up) before the Tuner runs, and only then do
+trials start. Tune's own storage is the experiment's folder, so checkpoints and experiment state live
+beside ``trials.parquet``, ``pareto.parquet``, ``points.parquet`` and ``scan.parquet``.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class ExperimentSummary:
     trials: pa.Table
     front: pa.Table
     seconds: float
-    scan: pa.Table | None = None  # scan.parquet: hypervolume per round (orchestrator/scan.py)
+    scan: pa.Table | None = None  # scan.parquet: hypervolume per suggestion batch (orchestrator/scan_metrics.py)
+    cost_stats: Mapping[str, int] | None = None  # the cost actor's counters at the end (None: no actor)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -50,7 +52,7 @@ class ExperimentSummary:
                          f"lambda_energy={r['lambda_energy']:g} accuracy={r['accuracy']:.4f} "
                          f"dram_time_us={r['dram_time_us']:.4g} dram_energy_uj={r['dram_energy_uj']:.4g}")
         if self.scan is not None:
-            from .scan import describe_round
+            from .scan_metrics import describe_round
             from .seedstats import describe_points, point_stats
 
             lines += [f"  {describe_round(r)}" for r in self.scan.to_pylist()]
@@ -73,129 +75,30 @@ def check_profiles(exp: ExperimentConfig) -> None:
         load_profile(name)  # ValueError naming the profile
 
 
-def cost_service_available() -> bool:
-    try:
-        from . import cost_service  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name == "orchestrator.cost_service":
-            return False
-        raise
-    return True
+def preflight(exp: ExperimentConfig) -> Storage:
+    """Everything that can fail without running a trial: profiles and storage (StorageError/ValueError)."""
+    check_profiles(exp)
+    return Storage.from_uri(exp.storage, exp.endpoint_url or None).check()
 
 
-def connect(address: str | None, namespace: str) -> None:
-    """Connect to Ray (``address`` as ``ray.init`` takes it; None = a local cluster), unless connected."""
+def ray_init_kwargs(address: str, namespace: str) -> dict[str, Any]:
+    """How hwnas starts or joins Ray (tests start their local Ray the same way). Trial output reaches this
+    driver (``log_to_driver``); what the trials log is set per trial (``trainable.trial_logging``)."""
+    kwargs: dict[str, Any] = {"address": address, "namespace": namespace, "log_to_driver": True}
+    if address == "local":
+        kwargs["include_dashboard"] = False
+    return kwargs
+
+
+def connect(address: str | None, namespace: str, ray_address_env: str | None = None) -> None:
+    """Connect to Ray (``address`` as ``ray.init`` takes it), unless connected. Without ``address``, inside
+    a Ray job the cluster's address (``ray_address_env``, the job's RAY_ADDRESS); otherwise a fresh local
+    Ray rather than whatever cluster a stale /tmp/ray/ray_current_cluster points at."""
     import ray
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"namespace": namespace, "log_to_driver": True}
-    # Inside a Ray job the cluster's address is in RAY_ADDRESS; otherwise start a fresh local Ray rather
-    # than silently joining whatever cluster a stale /tmp/ray/ray_current_cluster points at.
-    address = address or os.environ.get("RAY_ADDRESS") or "local"
-    kwargs["address"] = address
-    if address == "local":
-        kwargs["include_dashboard"] = False
-    ray.init(**kwargs)
-
-
-def trial_resources(exp: ExperimentConfig) -> dict[str, float]:
-    """{"cpu": ..., "gpu": 1} when the cluster has GPUs (gpus_per_trial=-1), CPU only otherwise."""
-    import ray
-
-    gpus = exp.gpus_per_trial
-    if gpus < 0:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    res = {"cpu": exp.cpus_per_trial}
-    if gpus > 0:
-        res["gpu"] = gpus
-    return res
-
-
-# ---------------------------------------------------------------------------------------------- the scan
-def build_param_space(exp: ExperimentConfig, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Tune's param_space: the base search config plus the scan dimensions (grid: tune.grid_search each).
-
-    The one place the scan is constructed; ``exp.grid_points()`` lists the same points without Ray.
-    """
-    from ray import tune
-
-    from .trainable import RESERVED_KEY
-
-    if exp.scan != "grid":
-        raise ValueError(f"scan {exp.scan!r} is not implemented by build_param_space")
-    space: dict[str, Any] = exp.search.to_dict()
-    space.update(seed=tune.grid_search(list(exp.seeds)), lambda_time=tune.grid_search(list(exp.lambda_time)),
-                 lambda_energy=tune.grid_search(list(exp.lambda_energy)),
-                 profile=tune.grid_search(list(exp.profile_list)))
-    space[RESERVED_KEY] = dict(options)
-    return space
-
-
-def _progress_callback():
-    from ray import tune
-
-    class Progress(tune.Callback):
-        """One log line per trial epoch: trials by state, the trial's point, stage, epoch, accuracy, cost."""
-
-        def _states(self, trials) -> str:
-            c = Counter(t.status for t in trials)
-            return " ".join(f"{k.lower()}={v}" for k, v in sorted(c.items()))
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            log.info("[%s] started %s (%s)", trial.trial_id, _point(trial.config), self._states(trials))
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if result.get("phase") == "done":
-                log.info("[%s] done: accuracy=%.4f dram_time_us=%.4g dram_energy_uj=%.4g (%s)", trial.trial_id,
-                         result.get("accuracy", float("nan")), result.get("dram_time_us", float("nan")),
-                         result.get("dram_energy_uj", float("nan")), self._states(trials))
-                return
-            shown = [(label, result.get(key)) for label, key in _PROGRESS_KEYS]
-            log.info("[%s] %s %s epoch %s: %s (%s)", trial.trial_id, _point(trial.config), result.get("phase"),
-                     result.get("epoch"), " ".join(f"{k}={_fmt(v)}" for k, v in shown if v is not None),
-                     self._states(trials))
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            log.warning("[%s] failed %s (%s)", trial.trial_id, _point(trial.config), self._states(trials))
-
-    return Progress()
-
-
-# (label, metric) shown per epoch: stage progress, accuracy, expected DRAM cost of the supernet
-_PROGRESS_KEYS = (("train_loss", "train_loss"), ("train_acc", "train_acc"), ("val_acc", "val_acc"),
-                  ("E[dram_time_us]", "expected_dram_time_us"), ("E[dram_energy_uj]", "expected_dram_energy_uj"))
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
-
-
-def _point(config: Mapping[str, Any]) -> str:
-    return (f"seed={config.get('seed')} lambda_time={config.get('lambda_time')} "
-            f"lambda_energy={config.get('lambda_energy')} profile={config.get('profile')}")
-
-
-def build_tuner(exp: ExperimentConfig, storage: Storage, options: Mapping[str, Any], resume: bool = False):
-    from ray import tune
-
-    from .trainable import search_trainable
-
-    trainable = tune.with_resources(search_trainable, trial_resources(exp))
-    storage_path, storage_fs = storage.tune_storage()
-    if resume:
-        path = storage.path(exp.name)
-        if not tune.Tuner.can_restore(path, storage_filesystem=storage_fs):
-            raise ValueError(f"no Tune experiment state to resume under {storage.uri_of(exp.name)}")
-        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True, storage_filesystem=storage_fs)
-    run_config = tune.RunConfig(
-        name=exp.name, storage_path=storage_path, storage_filesystem=storage_fs,
-        failure_config=tune.FailureConfig(max_failures=exp.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[_progress_callback()], verbose=0)
-    tune_config = tune.TuneConfig(max_concurrent_trials=exp.max_concurrent_trials or None)
-    return tune.Tuner(trainable, param_space=build_param_space(exp, options), run_config=run_config,
-                      tune_config=tune_config)
+    ray.init(**ray_init_kwargs(address or ray_address_env or "local", namespace))
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -220,12 +123,10 @@ def _decode(v: Any) -> Any:
 
 def result_rows(experiment: str, results: Iterable[Any]) -> list[dict[str, Any]]:
     """Tune ``Result``s (``.metrics``, ``.config``, ``.error``) -> result rows; every trial gives one row."""
-    from .trainable import RESERVED_KEY
-
     rows = []
     for i, r in enumerate(results):
         metrics = dict(r.metrics or {})
-        config = {k: v for k, v in (r.config or metrics.get("config") or {}).items() if k != RESERVED_KEY}
+        config = dict(r.config or metrics.get("config") or {})
         trial_id = metrics.get("trial_id") or f"trial_{i:05d}"
         completed = metrics.get("phase") == "done" and "genotype" in metrics and r.error is None
         record = {k: _decode(v) for k, v in metrics.items()} if completed else None
@@ -252,58 +153,81 @@ def write_results(storage: Storage, name: str, rows: list[dict[str, Any]]) -> tu
 
 
 # ---------------------------------------------------------------------------------------------- entry
-def preflight(exp: ExperimentConfig) -> Storage:
-    """Everything that can fail without running a trial: profiles and storage (StorageError/ValueError)."""
-    check_profiles(exp)
-    return Storage.from_uri(exp.storage, exp.endpoint_url or None).check()
+def build_tuner(exp: ExperimentConfig, storage: Storage, options, resources: Mapping[str, float]):
+    """A new Tuner and its searcher (``orchestrator/tuner.py``, imported late: reading results needs no Ray)."""
+    from . import tuner
+
+    return tuner.build_tuner(exp, storage, options, resources)
 
 
-def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bool = False) -> ExperimentSummary:
-    """Run (or, with ``resume``, continue via ``tune.Tuner.restore``) the experiment; write its tables."""
+def scan_rows_from(policy, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict], str | None]:
+    """Every trial row gets its suggestion batch (``round``); the batches and the stop reason of ``policy``."""
+    if policy is None:
+        log.warning("adaptive scan: no searcher state found; every trial is counted in batch 0")
+        return rows, [], None
+    for r in rows:
+        b = policy.batch_of(r["trial_id"])
+        r["round"] = 0 if b is None else b
+    return rows, policy.batch_mappings(), policy.stop_reason
+
+
+def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bool = False, verbose: bool = False,
+                   ray_address_env: str | None = None) -> ExperimentSummary:
+    """Run (or, with ``resume``, continue via ``tune.Tuner.restore``) the experiment; write its tables.
+
+    ``verbose`` (hwnas -v) lets Ray's own log lines through, here and in the trials."""
+    from .progress import quiet_ray
+
     t0 = time.perf_counter()
     # Tune warns whenever per-epoch checkpoints with num_to_keep force state snapshots; expected here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not verbose:  # Tune's console reporter prints its tables even at verbose=0; the legacy one does not
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     storage = preflight(exp)
-    connect(address, exp.namespace)
+    quiet_ray(verbose)
+    connect(address, exp.namespace, ray_address_env)
     import ray
 
-    options: dict[str, Any] = {"namespace": ray.get_runtime_context().namespace}
-    cost_actor = None  # the driver keeps this handle for the whole experiment (see below)
-    if cost_service_available():
-        from .cost_service import get_cost_service
+    from .cost_service import cost_service_name, start_cost_service
+    from .scan_metrics import SCAN_FILE, batch_scan_rows, grid_scan_table, scan_table
+    from .trainable import TrialOptions
+    from .tuner import restore_tuner, trial_count, trial_resources
 
-        # Started or found before any trial, and owned by this driver: a non-detached actor dies with its
-        # owner, so if the driver dropped its handle the first trial would re-create it, own it, and take
-        # it down for every other trial when it exits. On a shared cluster (--address) it is detached so
-        # that concurrent experiments using the same name do not depend on one driver.
-        cost_actor = get_cost_service(name=exp.cost_service, namespace=options["namespace"],
-                                      detached=address is not None)
-        ray.get(cost_actor.ping.remote())  # it is up (a broken service fails here, not in a trial)
-        options["cost_service"] = exp.cost_service
+    namespace = ray.get_runtime_context().namespace
+    actor_name = cost_service_name(exp.cost_service, exp.name)
+    # This driver owns the actor (not detached) and holds the handle until every trial is over.
+    cost_actor = start_cost_service(actor_name, namespace)
+    ray.get(cost_actor.ping.remote())  # it is up (a broken service fails here, not in a trial)
+    options = TrialOptions(cost_service=actor_name, namespace=namespace, verbose=verbose)
+    resources = trial_resources(exp)
+    log.info("experiment %s: %s%d trials (%s) -> %s, resources per trial %s, cost service %s", exp.name,
+             "at most " if exp.scan == "adaptive" else "", trial_count(exp), exp.scan, storage.uri_of(exp.name),
+             resources, actor_name)
+    searcher = None
+    if resume:
+        tuner = restore_tuner(exp, storage, options, resources)
     else:
-        log.warning("cost_models.service not available: trials use the in-process cost model")
-    if exp.scan == "adaptive":  # rounds of Tune runs in the same folder (orchestrator/scan.py)
-        from .scan import run_adaptive
-
-        outcome = run_adaptive(exp, storage, options, resume=resume)
-        del cost_actor
-        return ExperimentSummary(exp.name, storage.uri_of(exp.name), outcome.trials, outcome.front,
-                                 time.perf_counter() - t0, scan=outcome.scan)
-    points = exp.grid_points()
-    log.info("experiment %s: %d trials (%s) -> %s, resources per trial %s", exp.name, len(points), exp.scan,
-             storage.uri_of(exp.name), trial_resources(exp))
-    tuner = build_tuner(exp, storage, options, resume=resume)
+        tuner, searcher = build_tuner(exp, storage, options, resources)
     grid = tuner.fit()
+    cost_stats = ray.get(cost_actor.stats.remote())
     del cost_actor  # every trial is over
     rows = result_rows(exp.name, grid)
-    table, front = write_results(storage, exp.name, rows)
-    from .scan import SCAN_FILE, grid_scan_table
+    exp_dir = storage.child(exp.name)
+    if exp.scan == "adaptive":
+        from .scan_searcher import load_policy
 
-    scan = grid_scan_table(table, time.perf_counter() - t0)  # the grid is one round: its hypervolume
-    storage.child(exp.name).write_table(SCAN_FILE, scan)
-    return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan)
+        policy = searcher.policy if searcher is not None else load_policy(exp_dir)
+        rows, batches, stop_reason = scan_rows_from(policy, rows)
+        table, front = write_results(storage, exp.name, rows)
+        scan = scan_table(batch_scan_rows(table, batches, stop_reason))
+    else:
+        table, front = write_results(storage, exp.name, rows)
+        scan = grid_scan_table(table, time.perf_counter() - t0)  # the grid is one batch: its hypervolume
+    exp_dir.write_table(SCAN_FILE, scan)
+    return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan,
+                             cost_stats=cost_stats)
 
 
-def resume_experiment(exp: ExperimentConfig, address: str | None = None) -> ExperimentSummary:
+def resume_experiment(exp: ExperimentConfig, address: str | None = None, verbose: bool = False) -> ExperimentSummary:
     """The hook for ``hwnas search --resume NAME``: restores Tune's state from <storage>/<name>."""
-    return run_experiment(exp, address=address, resume=True)
+    return run_experiment(exp, address=address, resume=True, verbose=verbose)

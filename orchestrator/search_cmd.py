@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from searchspace.schema import add_set_argument
 
@@ -16,6 +17,7 @@ examples:
 
 results: <storage>/<name>/trials.parquet (every trial) and <storage>/<name>/pareto.parquet (the front);
 Ray Tune's experiment state and checkpoints live in the same folder. Read them with `hwnas pareto`.
+The console shows hwnas's progress lines; `hwnas -v search ...` adds Ray's own log lines.
 """
 
 
@@ -49,8 +51,9 @@ def register(subparsers) -> None:
                         "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; see README)")
     p.add_argument("--resume", metavar="NAME",
                    help="continue the interrupted experiment NAME under --storage (tune.Tuner.restore): finished "
-                        "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun; "
-                        "give the same --storage/--config/--set as the first run")
+                        "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun, an "
+                        "adaptive scan goes on with the settings it started with; give the same --storage/--config/"
+                        "--set as the first run")
     add_set_argument(p, example="seeds=[0,1] lambda_time=[0,0.5,1] search.max_epochs=2 train_size=500")
     p.set_defaults(func=main)
 
@@ -65,7 +68,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--resume {resume} and --name {args.name} name different experiments")
     exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
-    summary = run_experiment(exp, address=args.address, resume=bool(resume))
+    # RAY_ADDRESS is read here, at the entry point: Ray sets it for a Ray job's driver (hwnas submit)
+    summary = run_experiment(exp, address=args.address, resume=bool(resume), verbose=bool(args.verbose),
+                             ray_address_env=os.environ.get("RAY_ADDRESS"))
     logging.getLogger("hwnas.search").info("finished")
     print(summary.describe())
     return 0 if summary.front.num_rows else 1

@@ -1,7 +1,8 @@
 """The Ray Tune trainable: one trial = one full two-stage search (``run_search``).
 
-The trial's config dict is a flat ``SearchConfig``
-dict plus one reserved key, ``_hwnas`` (the cost service's actor name and namespace). Every epoch the
+The trial's config is exactly a ``SearchConfig`` dict. What the orchestrator tells a trial besides
+(the cost actor's name and namespace, whether the user asked for ``-v``) is a ``TrialOptions`` bound
+with ``tune.with_parameters`` (``make_trainable``), never part of the config. Every epoch the
 search writes its checkpoint file and then calls the report adapter, which hands Tune the metrics with a
 ``tune.Checkpoint`` holding a copy of that file; a restarted trial gets it back from
 ``tune.get_checkpoint()`` and the search resumes where it stopped. The final report carries the record
@@ -13,6 +14,7 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,14 +24,37 @@ from searchspace.config import SearchConfig
 
 log = logging.getLogger(__name__)
 
-RESERVED_KEY = "_hwnas"  # trial options that are not search config
 CHECKPOINT_FILE = "search.ckpt"  # name of the search checkpoint inside a Tune checkpoint directory
+TRIAL_LOG_HANDLER = "hwnas-trial"  # name of the handler trial_logging adds (once per worker process)
 
 
-def split_trial_config(config: Mapping[str, Any]) -> tuple[SearchConfig, dict[str, Any]]:
-    """Tune's dict -> (the typed SearchConfig, the orchestrator's options)."""
-    options = dict(config.get(RESERVED_KEY) or {})
-    return SearchConfig.from_dict({k: v for k, v in config.items() if k != RESERVED_KEY}), options
+@dataclass(frozen=True)
+class TrialOptions:
+    """What every trial of an experiment gets besides its config (bound by ``make_trainable``)."""
+    cost_service: str | None = None  # name of the experiment's cost actor; None = in-process cost model
+    namespace: str | None = None  # Ray namespace of that actor
+    verbose: bool = False  # hwnas -v: Ray's own lines and the search's INFO lines from the trial too
+
+
+def make_trainable(options: TrialOptions, resources: Mapping[str, float]):
+    """The Tune trainable of an experiment: ``search_trainable`` with ``options`` bound and its resources."""
+    return tune.with_resources(tune.with_parameters(search_trainable, options=options), dict(resources))
+
+
+def trial_logging(verbose: bool) -> None:
+    """Trial-side log lines to stderr, which Ray forwards to the driver (``log_to_driver``): warnings by
+    default (the driver's own progress lines already show every epoch), everything with ``verbose``.
+    Ray's own loggers in the trial (a "Checkpoint successfully created" per epoch) stay at WARNING."""
+    root = logging.getLogger()
+    if not any(h.get_name() == TRIAL_LOG_HANDLER for h in root.handlers):  # a reused worker keeps its handler
+        handler = logging.StreamHandler()
+        handler.set_name(TRIAL_LOG_HANDLER)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def record_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,14 +99,14 @@ def restore_checkpoint(target: Path) -> bool:
     return True
 
 
-def cost_query_fn(options: Mapping[str, Any]):
-    """The cost service's query function (actor found by name), or None for the in-process cost model."""
-    name = options.get("cost_service")
-    if not name:
+def cost_query_fn(options: TrialOptions):
+    """The cost service's query function (the driver's actor, looked up by name), or None for the
+    in-process cost model. The trial never creates the actor: a missing one is an error here."""
+    if not options.cost_service:
         return None
-    from .cost_service import actor_query_fn, get_cost_service
+    from .cost_service import actor_query_fn, find_cost_service
 
-    return actor_query_fn(get_cost_service(name=name, namespace=options.get("namespace")))
+    return actor_query_fn(find_cost_service(options.cost_service, options.namespace))
 
 
 def _where(resumed: bool) -> dict[str, Any]:
@@ -96,8 +121,9 @@ def _where(resumed: bool) -> dict[str, Any]:
             "gpu_ids": gpus}
 
 
-def search_trainable(config: dict[str, Any]) -> None:
-    search_config, options = split_trial_config(config)
+def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOptions()) -> None:
+    trial_logging(options.verbose)
+    search_config = SearchConfig.from_dict(config)
     from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search  # torch and the data modules load in the trial's worker only
 

@@ -65,3 +65,26 @@ def no_aws_config(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     yield
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray (2 CPUs) for one test module, started the way ``hwnas search`` starts it (trial output
+    forwarded to this driver). Dummy S3 credentials are in the environment *before* Ray starts: trial
+    workers inherit them, as on a real cluster whose nodes carry credentials (the endpoint travels inside
+    Tune's filesystem object). Run inside shared/tools/loopback-only."""
+    ray = pytest.importorskip("ray")
+    from orchestrator.experiment import ray_init_kwargs
+
+    mp = pytest.MonkeyPatch()
+    for key, value in S3_TEST_ENV.items():
+        mp.setenv(key, value)
+    mp.setenv("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, **ray_init_kwargs("local", "hwnas"))
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        mp.undo()

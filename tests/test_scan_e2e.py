@@ -1,7 +1,8 @@
 """The adaptive scan end to end on a local Ray (2 CPUs), tiny synthetic trials: `hwnas search --scan
-adaptive` runs a coarse grid and one gap-filling round in one folder, the resume hook continues it with a
-larger budget without rerunning finished rounds, a grid experiment gets its one-round scan table, and
-`hwnas pareto --compare` / `--plot` read both. Run inside shared/tools/loopback-only."""
+adaptive` runs a coarse grid and one gap-filling batch in one Tuner (one Tune experiment in one folder),
+the resume hook (Tuner.restore) brings the searcher's batches back without rerunning anything, a grid
+experiment gets its one-batch scan table, and `hwnas pareto --compare` / `--plot` read both. Run
+inside shared/tools/loopback-only."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import pytest
 
 from orchestrator import cli
 from orchestrator.results import SCHEMA
-from orchestrator.scan import SCAN_SCHEMA
+from orchestrator.scan_metrics import SCAN_SCHEMA
 from orchestrator.seedstats import POINT_SCHEMA
 
 ray = pytest.importorskip("ray")
@@ -21,20 +22,6 @@ TINY = ["dataset=synthetic", "train_size=64", "val_size=32", "test_size=32", "ba
         "layers=3", "channels=4", "max_epochs=2", "patience=1", "warmup_epochs=0", "eval_epochs=1", "augment=false",
         "seeds=[0]", "lambda_time=[0,1]"]
 ADAPTIVE = ["scan_init=1", "scan_budget=3", "scan_rounds=3", "scan_batch=1", "scan_min_gain=0"]
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        mp.undo()
 
 
 def test_adaptive_scan_resume_and_compare(ray_local, tmp_path, capsys):
@@ -57,24 +44,28 @@ def test_adaptive_scan_resume_and_compare(ray_local, tmp_path, capsys):
     assert s[0]["ref_time_us"] == pytest.approx(rows[0]["dram_time_us"])  # T0: the lambda = 0 trial
     points = pq.read_table(exp_dir / "points.parquet")
     assert points.schema.equals(POINT_SCHEMA) and points.num_rows == 3
-    assert {"round-0", "round-1"} <= set(os.listdir(exp_dir))  # one folder, a Tune experiment per round
+    names = os.listdir(exp_dir)  # one Tune experiment: its state, its searcher's state, no round folders
+    assert any(n.startswith("experiment_state") for n in names) and any(n.startswith("searcher-state") for n in names)
+    assert not any(n.startswith("round-") for n in names)
+    assert len([n for n in names if n.startswith("search_trainable")]) == 3
     out = capsys.readouterr()
-    assert "scan round 1 (adaptive)" in out.out  # the summary lists the rounds with their hypervolume
+    assert "scan batch 1 (adaptive)" in out.out  # the summary lists the batches with their hypervolume
 
-    # resume with a larger budget: rounds 0 and 1 are kept (same trial ids), round 2 adds one point
+    # resume (Tuner.restore) of the finished scan: the searcher's state comes back from the folder, nothing
+    # runs again, the batches (round column, scan.parquet) are the same
     from orchestrator.experiment import resume_experiment
     from orchestrator.experiment_config import load_experiment_config
 
     exp = load_experiment_config(preset="smoke", storage=str(tmp_path), name="adaptive",
-                                 sets=[*TINY, *ADAPTIVE, "scan=adaptive", "scan_budget=4"])
+                                 sets=[*TINY, *ADAPTIVE, "scan=adaptive"])
     summary = resume_experiment(exp)
-    again = pq.read_table(exp_dir / "trials.parquet").to_pylist()
-    assert len(again) == 4 and summary.scan.num_rows == 3
-    assert {r["trial_id"] for r in rows} <= {r["trial_id"] for r in again}
-    assert [r["round"] for r in again].count(2) == 1
-    assert pq.read_table(exp_dir / "scan.parquet").column("stop_reason").to_pylist()[-1] == "budget"
+    again = sorted(pq.read_table(exp_dir / "trials.parquet").to_pylist(), key=lambda r: (r["round"], r["lambda_time"]))
+    assert [(r["trial_id"], r["round"], r["status"]) for r in again] == [(r["trial_id"], r["round"], r["status"])
+                                                                        for r in rows]
+    assert summary.scan.to_pylist()[-1]["stop_reason"] == "budget" and summary.scan.num_rows == 2
+    assert [r["hypervolume"] for r in summary.scan.to_pylist()] == pytest.approx([r["hypervolume"] for r in s])
 
-    # a grid experiment records its one round too; --compare reads both into one table and one plot
+    # a grid experiment records its one batch too; --compare reads both into one table and one plot
     assert cli.main(["search", "--preset", "smoke", "--storage", str(tmp_path), "--name", "grid", "--set", *TINY]) == 0
     grid_scan = pq.read_table(tmp_path / "grid" / "scan.parquet").to_pylist()
     assert [(r["round"], r["scan"], r["trials"]) for r in grid_scan] == [(0, "grid", 2)]
@@ -85,7 +76,7 @@ def test_adaptive_scan_resume_and_compare(ray_local, tmp_path, capsys):
     assert "hypervolume" in text and "adaptive" in text and "grid" in text and png.stat().st_size > 10_000
     assert cli.main(["pareto", str(exp_dir), "--compare", str(tmp_path / "grid"), "--format", "json"]) == 0
     table = json.loads(capsys.readouterr().out)
-    assert [(r["scan"], r["trials"]) for r in table] == [("adaptive", 4), ("grid", 2)]
+    assert [(r["scan"], r["trials"]) for r in table] == [("adaptive", 3), ("grid", 2)]
     # the grid's two points are the adaptive scan's coarse grid: same seeds, same config, same trials
     assert table[0]["hypervolume"] >= table[1]["hypervolume"] - 1e-9
     assert cli.main(["pareto", str(exp_dir), "--plot", str(tmp_path / "front.png")]) == 0

@@ -1,0 +1,112 @@
+"""What the driver's console shows while an experiment runs, and what it keeps quiet.
+
+``ProgressCallback`` (a Tune callback) logs, on ``hwnas.search``: a line when a trial starts, one per
+trial epoch (the trial's point, stage, epoch, accuracy, expected DRAM cost), one when it is done or
+failed, and after every finished trial an overall "k of N trials done, ETA ..." line.
+
+``quiet_ray`` lowers Ray's own loggers (Tune's checkpoint and restore chatter, "Started a local Ray
+instance", ...) to warnings in this process unless the user asked for ``hwnas -v``; the trials do the
+same on their side (``orchestrator/trainable.py``), so a default run shows hwnas's lines only.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any, Mapping
+
+from ray import tune
+
+log = logging.getLogger("hwnas.search")
+
+RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")  # quiet unless verbose
+
+# (label, metric) shown per epoch: stage progress, accuracy, expected DRAM cost of the supernet
+PROGRESS_KEYS = (("train_loss", "train_loss"), ("train_acc", "train_acc"), ("val_acc", "val_acc"),
+                 ("E[dram_time_us]", "expected_dram_time_us"), ("E[dram_energy_uj]", "expected_dram_energy_uj"))
+FINISHED_STATES = ("TERMINATED", "ERROR")
+
+
+def quiet_ray(verbose: bool) -> None:
+    """Ray's loggers at WARNING (or left as Ray set them with ``verbose``), in this process."""
+    if verbose:
+        return
+    for name in RAY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+
+
+def point_of(config: Mapping[str, Any]) -> str:
+    return (f"seed={config.get('seed')} lambda_time={config.get('lambda_time')} "
+            f"lambda_energy={config.get('lambda_energy')} profile={config.get('profile')}")
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class ProgressCallback(tune.Callback):
+    """Per-trial lines and the overall "k of N trials done, ETA" line (module docstring).
+
+    ``total`` is the number of trials the experiment runs (grid), or at most runs (adaptive: the budget,
+    ``upper_bound=True``)."""
+
+    def __init__(self, total: int, upper_bound: bool = False) -> None:
+        self.total = total
+        self.upper_bound = upper_bound
+        self._started = time.monotonic()
+        self._finished_here: set[str] = set()  # finished while this driver ran (for the ETA)
+        self._resumed_shown: set[str] = set()
+
+    def setup(self, **info) -> None:
+        # also called when a restored Tuner starts: the ETA counts from this driver's start
+        self._started = time.monotonic()
+        self._finished_here = set()
+
+    @staticmethod
+    def _states(trials) -> str:
+        c = Counter(t.status for t in trials)
+        return " ".join(f"{k.lower()}={v}" for k, v in sorted(c.items()))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        log.info("[%s] started %s (%s)", trial.trial_id, point_of(trial.config), self._states(trials))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("resumed") and trial.trial_id not in self._resumed_shown:
+            self._resumed_shown.add(trial.trial_id)
+            log.info("[%s] resumed from its last checkpoint", trial.trial_id)
+        if result.get("phase") == "done":
+            log.info("[%s] done: accuracy=%.4f dram_time_us=%.4g dram_energy_uj=%.4g (%s)", trial.trial_id,
+                     result.get("accuracy", float("nan")), result.get("dram_time_us", float("nan")),
+                     result.get("dram_energy_uj", float("nan")), self._states(trials))
+            return
+        shown = [(label, result.get(key)) for label, key in PROGRESS_KEYS]
+        log.info("[%s] %s %s epoch %s: %s (%s)", trial.trial_id, point_of(trial.config), result.get("phase"),
+                 result.get("epoch"), " ".join(f"{k}={fmt(v)}" for k, v in shown if v is not None),
+                 self._states(trials))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._overall(trials, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        log.warning("[%s] failed %s (%s)", trial.trial_id, point_of(trial.config), self._states(trials))
+        self._overall(trials, trial)
+
+    def _overall(self, trials, trial) -> None:
+        self._finished_here.add(trial.trial_id)
+        done = len({t.trial_id for t in trials if t.status in FINISHED_STATES} | {trial.trial_id})
+        total = max(self.total, done)
+        of = f"at most {total}" if self.upper_bound else str(total)
+        left = total - done
+        if left <= 0:
+            log.info("%d of %s trials done", done, of)
+            return
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / len(self._finished_here) * left
+        log.info("%d of %s trials done, ETA %s", done, of, duration(eta))

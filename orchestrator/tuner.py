@@ -1,0 +1,92 @@
+"""The experiment's one Tune ``Tuner``: a grid, or the adaptive scan's searcher, in ``<storage>/<name>``.
+
+- grid: ``param_space`` is the base ``SearchConfig`` dict with ``tune.grid_search`` over seeds x
+  lambda_time x lambda_energy x profiles (Tune's plain variant generator).
+- adaptive: ``param_space`` is the plain base config and ``ScanSearcher`` suggests every trial's point.
+
+Either way the trainable is ``make_trainable(options, resources)``: the orchestrator's ``TrialOptions``
+travel through ``tune.with_parameters``, so a trial's config is exactly its ``SearchConfig`` dict.
+``restore_tuner`` continues an interrupted experiment (``Tuner.restore``, errored trials rerun) with a
+fresh trainable, i.e. this run's options (a new cost actor); the searcher comes back from Tune's state.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+import ray
+from ray import tune
+
+from .progress import ProgressCallback
+from .scan_policy import ScanPolicy, ScanSettings
+from .scan_searcher import ScanSearcher
+from .trainable import TrialOptions, make_trainable
+
+if TYPE_CHECKING:
+    from .experiment_config import ExperimentConfig
+    from .storage import Storage
+
+CHECKPOINTS_KEPT = 2  # per trial; the last one is what a restarted trial resumes from
+
+
+def trial_resources(exp: "ExperimentConfig") -> dict[str, float]:
+    """{"cpu": ..., "gpu": 1} when the cluster has GPUs (gpus_per_trial=-1), CPU only otherwise."""
+    gpus = exp.gpus_per_trial
+    if gpus < 0:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    res = {"cpu": exp.cpus_per_trial}
+    if gpus > 0:
+        res["gpu"] = gpus
+    return res
+
+
+def grid_param_space(exp: "ExperimentConfig") -> dict:
+    """The grid's param_space; ``exp.grid_points()`` lists the same points without Ray."""
+    space = exp.search.to_dict()
+    space.update(seed=tune.grid_search(list(exp.seeds)), lambda_time=tune.grid_search(list(exp.lambda_time)),
+                 lambda_energy=tune.grid_search(list(exp.lambda_energy)),
+                 profile=tune.grid_search(list(exp.profile_list)))
+    return space
+
+
+def trial_count(exp: "ExperimentConfig") -> int:
+    """Trials the experiment runs (grid) or at most runs (adaptive: its budget)."""
+    return ScanSettings.of(exp).budget if exp.scan == "adaptive" else len(exp.grid_points())
+
+
+def _run_config(exp: "ExperimentConfig", storage: "Storage") -> tune.RunConfig:
+    storage_path, storage_fs = storage.tune_storage()
+    return tune.RunConfig(
+        name=exp.name, storage_path=storage_path, storage_filesystem=storage_fs,
+        failure_config=tune.FailureConfig(max_failures=exp.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        callbacks=[ProgressCallback(trial_count(exp), upper_bound=exp.scan == "adaptive")], verbose=0)
+
+
+def build_tuner(exp: "ExperimentConfig", storage: "Storage", options: TrialOptions,
+                resources: Mapping[str, float]) -> tuple[tune.Tuner, ScanSearcher | None]:
+    """A new Tuner for the experiment, and its searcher (None for a grid)."""
+    trainable = make_trainable(options, resources)
+    limit = exp.max_concurrent_trials or None
+    if exp.scan == "grid":
+        return tune.Tuner(trainable, param_space=grid_param_space(exp), run_config=_run_config(exp, storage),
+                          tune_config=tune.TuneConfig(max_concurrent_trials=limit)), None
+    if exp.scan != "adaptive":
+        raise ValueError(f"scan {exp.scan!r} is not implemented by build_tuner")
+    policy = ScanPolicy(ScanSettings.of(exp))
+    searcher = ScanSearcher(policy, exp.search.to_dict())
+    # num_samples bounds what Tune asks for: never more than the budget (the policy stops earlier)
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=policy.settings.budget,
+                                  max_concurrent_trials=limit)
+    return tune.Tuner(trainable, param_space=exp.search.to_dict(), run_config=_run_config(exp, storage),
+                      tune_config=tune_config), searcher
+
+
+def restore_tuner(exp: "ExperimentConfig", storage: "Storage", options: TrialOptions,
+                  resources: Mapping[str, float]) -> tune.Tuner:
+    """The interrupted experiment's Tuner from its state in ``<storage>/<name>`` (ValueError if none)."""
+    storage_path, storage_fs = storage.tune_storage()
+    path = storage.path(exp.name)
+    if not tune.Tuner.can_restore(path, storage_filesystem=storage_fs):
+        raise ValueError(f"no Tune experiment state to resume under {storage.uri_of(exp.name)}")
+    return tune.Tuner.restore(path, trainable=make_trainable(options, resources), resume_errored=True,
+                              storage_filesystem=storage_fs)
