@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ray  # noqa: E402
 
 from cost_models import CostQuery, local_query_fn  # noqa: E402
-from orchestrator.cost_service import get_cost_service  # noqa: E402
+from orchestrator.cost_service import cost_service_name, start_cost_service  # noqa: E402
 from searchspace.config import SearchConfig  # noqa: E402
 from searchspace.layout import plan_cells, supernet_edge_shapes  # noqa: E402
 from searchspace.ops import CANDIDATES  # noqa: E402
@@ -50,7 +50,7 @@ def main() -> int:
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False,
              namespace="hwnas-latency-bench")
     try:
-        handle = get_cost_service()
+        handle = start_cost_service(cost_service_name("hwnas-cost", "latency"))
         single = [CostQuery("mobile-npu", "sep_conv_3x3", 16, 16, 32, 32, 1, 1)]
         batch = _table_queries(SearchConfig())
         for qs in (single, batch):  # warm the cache and the worker

@@ -1,6 +1,7 @@
-"""The cost service as a real Ray actor: batched, cached, exported, restartable, errors as answers.
+"""The cost service as a real Ray actor: batched, cached, exported, restartable, errors as answers; created
+by one owner under a run-unique name, found by name, a missing one a clear error.
 
-One ``ray.init(num_cpus=1)`` for the module; the actor takes no CPU (num_cpus=0)."""
+The module's local Ray is conftest's ``ray_local``; the actor takes no CPU (num_cpus=0)."""
 from __future__ import annotations
 
 import time
@@ -12,10 +13,12 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from cost_models import CostQuery, CostQueryError, edge_cost_table, local_query_fn  # noqa: E402
-from orchestrator.cost_service import EXPORT_SCHEMA, actor_query_fn, get_cost_service  # noqa: E402
+from orchestrator.cost_service import (EXPORT_SCHEMA, CostServiceMissing, actor_query_fn,  # noqa: E402
+                                       cost_service_name, find_cost_service, start_cost_service)
 from searchspace.config import SearchConfig  # noqa: E402
 
-NAMESPACE = "hwnas-test-cost"
+NAMESPACE = "hwnas"  # ray_local's
+NAME = cost_service_name("hwnas-cost", "test")
 
 GOOD = [CostQuery("mobile-npu", "sep_conv_3x3", 16, 16, 32, 32, 1, 1),
         CostQuery("eyeriss", "dil_conv_5x5", 32, 32, 16, 16, 2, 2),
@@ -35,13 +38,16 @@ BAD = {  # query -> a word its error message must contain
 
 
 @pytest.fixture(scope="module")
-def service():
-    ray.init(address="local", num_cpus=1, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False,
-             configure_logging=False)
-    try:
-        yield get_cost_service()
-    finally:
-        ray.shutdown()
+def service(ray_local):
+    handle = start_cost_service(NAME, NAMESPACE)  # this test module owns it, as a driver does
+    yield handle
+    ray.kill(handle, no_restart=True)
+
+
+def test_names_are_unique_per_run_and_a_missing_actor_is_a_clear_error(service):
+    assert NAME.startswith("hwnas-cost-test-") and cost_service_name("hwnas-cost", "test") != NAME
+    with pytest.raises(CostServiceMissing, match="hwnas-cost-nobody.*driver"):
+        find_cost_service("hwnas-cost-nobody", NAMESPACE)
 
 
 def test_batched_query_matches_local_model(service):
@@ -58,7 +64,7 @@ def test_cache_hits_and_found_by_name(service):
     after = ray.get(service.stats.remote())
     assert after["hits"] - before["hits"] == len(GOOD)
     assert after["misses"] == before["misses"]
-    again = get_cost_service()  # get-if-exists: the same actor, the same cache
+    again = find_cost_service(NAME, NAMESPACE)  # what a trial does: the same actor, the same cache
     assert ray.get(again.stats.remote())["cached"] == after["cached"]
 
 

@@ -2,7 +2,7 @@
 
 (a) a trial's worker process SIGKILLed mid-stage resumes from its checkpoint; its final record equals an
     uninterrupted run_search of the same config (CPU, one thread, same seed);
-(b) the cost service SIGKILLed mid-experiment is restarted by Ray and the trials' costs are unchanged;
+(b) the experiment's cost actor SIGKILLed mid-experiment is restarted by Ray, the costs unchanged;
 (c) the driver (`hwnas search` in a subprocess) gets SIGINT after one trial finished; `hwnas search
     --resume NAME` finishes the rest without redoing the finished trial;
 (d) the worker node running a trial is removed: the trial runs again on the other node.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_multinode import TINY, cost_stats, final_results, search, start_cluster, stop_cluster, trial_rows, \
-    wait_until
+from tests.test_multinode import TINY, cost_actors, final_results, run, search, start_cluster, stop_cluster, \
+    trial_rows, wait_until
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +55,10 @@ def second_checkpoint(exp_dir: Path) -> bool:
 
 
 def search_config(row: dict):
-    """The trial's SearchConfig from its trials.parquet row (the config column also holds Tune's options)."""
-    from orchestrator.trainable import split_trial_config
+    """The trial's SearchConfig from its trials.parquet row (the config column is exactly that config)."""
+    from searchspace.config import SearchConfig
 
-    return split_trial_config(json.loads(row["config"]))[0]
+    return SearchConfig.from_dict(json.loads(row["config"]))
 
 
 def in_background(fn) -> threading.Thread:
@@ -116,19 +116,21 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
 
 def test_b_cost_service_restarts_with_same_costs(cluster, tmp_path, capsys):
     c, _ = cluster
-    old_pid = cost_stats()["pid"]
+    killed: dict = {}
 
     def kill_cost_service_mid_trial():
         wait_until(lambda: first_checkpoint(tmp_path / "b"), 120, "the trial's first checkpoint")
-        os.kill(old_pid, signal.SIGKILL)
+        (actor,) = cost_actors("b")  # the experiment's own actor, created by its driver
+        killed["pid"] = actor["Pid"]
+        os.kill(actor["Pid"], signal.SIGKILL)
 
     killer = in_background(kill_cost_service_mid_trial)
-    assert search(c, tmp_path, "b", "lambda_time=[1]", "lambda_energy=[1]") == 0
+    summary = run(c, tmp_path, "b", "lambda_time=[1]", "lambda_energy=[1]")
     killer.join(5)
-    assert killer.error is None
+    assert killer.error is None and killed
     capsys.readouterr()
-    stats = cost_stats()
-    assert stats["pid"] != old_pid and stats["calls"] >= 1  # a new process, and it answered the trial
+    stats = summary.cost_stats
+    assert stats["pid"] != killed["pid"] and stats["calls"] >= 1  # a new process, and it answered the trial
     (row,) = trial_rows(tmp_path, "b")
     assert row["status"] == "completed"
     # the costs the trial got from the restarted service are those of the in-process model

@@ -1,13 +1,20 @@
 """Multi-node on one machine: ``ray.cluster_utils.Cluster`` with a CPU-only head and two worker nodes that
-declare one logical GPU each (torch sees no CUDA device, so trials run on CPU with device=auto). One
-experiment of two trials: one trial per worker node, one GPU each, both asking the one cost service,
-and every trial completed in trials.parquet. Run inside shared/tools/loopback-only.
+declare one logical GPU each (torch sees no CUDA device, so trials run on CPU with device=auto).
 
-The helpers here (``TINY``, ``start_cluster``, ``trial_rows``, ``search``) are shared with test_faults.py.
+- One experiment of two trials: one trial per worker node, one GPU each, both asking the experiment's one
+  cost actor, every trial completed in trials.parquet, and the actor gone with its driver's handle.
+- Two experiments at once on the cluster (two `hwnas search --address` driver processes): the first
+  driver is SIGKILLed mid-run and the second still completes every trial (each run has its own actor).
+
+Run inside shared/tools/loopback-only. The helpers here (``TINY``, ``start_cluster``, ``trial_rows``,
+``search``, ``run``, ``cost_actors``, ``wait_until``) are shared with test_faults.py.
 """
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +24,7 @@ import pytest
 from orchestrator import cli
 
 ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[1]
 
 # a trial in seconds on one CPU thread: 2 batches per epoch, 2-node cells, no patience stop
 TINY = ["dataset=synthetic", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "eval_batch_size=16",
@@ -74,10 +82,19 @@ def final_results(storage: Path, name: str) -> dict[str, dict]:
     return out
 
 
-def cost_stats() -> dict:
-    from orchestrator.cost_service import get_cost_service
+def run(cluster, storage: Path, name: str, *sets: str):
+    """``run_experiment`` against the cluster, tiny trials; the ExperimentSummary (with ``cost_stats``)."""
+    from orchestrator.experiment import run_experiment
+    from orchestrator.experiment_config import load_experiment_config
 
-    return ray.get(get_cost_service(name="hwnas-cost", namespace="hwnas").stats.remote())
+    exp = load_experiment_config(preset="smoke", storage=str(storage), name=name, sets=[*TINY, *sets])
+    return run_experiment(exp, address=cluster.address)
+
+
+def cost_actors(experiment: str) -> list[dict]:
+    """The live cost actors of ``experiment`` (named ``hwnas-cost-<experiment>-<run id>``), from Ray's state."""
+    return [a for a in ray._private.state.actors().values()
+            if a["State"] == "ALIVE" and (a.get("Name") or "").startswith(f"hwnas-cost-{experiment}-")]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +110,7 @@ def test_trials_spread_over_gpu_nodes_one_cost_service(cluster, tmp_path, capsys
     c, nodes = cluster
     worker_ids = {n.node_id for n in nodes}
     assert ray.cluster_resources().get("GPU") == 2
-    assert search(c, tmp_path, "multi", "lambda_time=[0,1]") == 0
+    summary = run(c, tmp_path, "multi", "lambda_time=[0,1]")
     capsys.readouterr()
     # every trial is in trials.parquet, completed
     rows = trial_rows(tmp_path, "multi")
@@ -105,9 +122,44 @@ def test_trials_spread_over_gpu_nodes_one_cost_service(cluster, tmp_path, capsys
     used = [f["node_id"] for f in finals.values()]
     assert set(used) == worker_ids, (used, worker_ids)
     assert all(f["gpu_ids"] != "" and "," not in f["gpu_ids"] for f in finals.values())
-    # both trials asked the one detached cost service: batches from both, the second hitting its cache
-    stats = cost_stats()
+    # both trials asked the experiment's one cost actor: batches from both, the second hitting its cache
+    stats = summary.cost_stats
     assert stats["calls"] >= 2 * len(rows) and stats["hits"] > 0
-    actors = [a for a in ray._private.state.actors().values()
-              if a["Name"] == "hwnas-cost" and a["State"] == "ALIVE"]
-    assert len(actors) == 1 and actors[0]["Pid"] == stats["pid"]
+    # the driver owned it: with the driver's handle gone, so is the actor
+    wait_until(lambda: not cost_actors("multi"), 60, "the cost actor to end with its driver's handle")
+
+
+def test_two_experiments_one_driver_killed_the_other_completes(cluster, tmp_path):
+    c, _ = cluster
+
+    def driver(name: str, *sets: str) -> tuple[subprocess.Popen, Path]:
+        log = tmp_path / f"{name}.log"
+        cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+               "--name", name, "--address", c.address, "--set", *TINY, *sets]
+        with open(log, "w") as out:
+            return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log
+
+    def checkpointed(name: str) -> bool:
+        return any((tmp_path / name).glob("search_trainable_*/checkpoint_*"))
+
+    # first: one long trial; second: two short ones. Both run at once, one worker node each.
+    first, first_log = driver("first", "lambda_time=[0.5]", "train_size=128", "max_epochs=6")
+    second, second_log = driver("second", "lambda_time=[0,1]")
+    try:
+        wait_until(lambda: first.poll() is not None or (checkpointed("first") and checkpointed("second")), 240,
+                   "both experiments to checkpoint a trial")
+        assert first.poll() is None, first_log.read_text()[-3000:]
+        (first_actor,) = cost_actors("first")
+        (second_actor,) = cost_actors("second")
+        assert first_actor["Name"] != second_actor["Name"]
+        first.send_signal(signal.SIGKILL)  # the driver dies mid-run, its trial and its cost actor with it
+        first.wait(30)
+        assert second.wait(300) == 0, second_log.read_text()[-3000:]
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+    rows = trial_rows(tmp_path, "second")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
+    assert not (tmp_path / "first" / "trials.parquet").exists()  # the killed driver never wrote its tables
+    wait_until(lambda: not cost_actors("first"), 60, "the killed driver's cost actor to end with it")
