@@ -36,8 +36,6 @@ def main() -> int:
     ap.add_argument("--set", dest="sets", nargs="*", default=[], help="extra config keys for both, key=value")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("ray", "ray.tune", "ray.train"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     import ray
 
@@ -57,12 +55,14 @@ def main() -> int:
         preset="smoke", storage=storage, name="adaptive",
         sets=[*common, f"lambda_time=[0,{args.lambda_min},{args.lambda_max}]", "scan=adaptive", "scan_init=3",
               f"scan_budget={args.budget}", "scan_batch=2", "scan_rounds=10", "scan_min_gain=0"])
-    ray.init(address="local", num_cpus=2, namespace="hwnas", include_dashboard=False, log_to_driver=False)
+    from orchestrator.experiment import ray_init_kwargs
+
+    ray.init(num_cpus=2, **ray_init_kwargs("local", "hwnas"))
     seconds = {}
     try:
         for exp in (grid, adaptive):
             t0 = time.perf_counter()
-            run_experiment(exp)
+            run_experiment(exp)  # quiet: Ray's own loggers at WARNING (verbose=False)
             seconds[exp.name] = time.perf_counter() - t0
     finally:
         ray.shutdown()
@@ -83,8 +83,8 @@ def main() -> int:
         print("| " + " | ".join(v.ljust(w) for v, w in zip(t, widths)) + " |")
     for e in exps:
         if e.scan is not None:
-            print(f"{e.label}: hypervolume per round " + ", ".join(
-                f"r{r['round']}={r['hypervolume']:.4f} ({r['trials']} trials)" for r in e.scan.to_pylist()))
+            print(f"{e.label}: hypervolume per suggestion batch " + ", ".join(
+                f"b{r['round']}={r['hypervolume']:.4f} ({r['trials']} trials)" for r in e.scan.to_pylist()))
     if args.plot:
         print(f"wrote {plot_compare(exps, args.plot)}")
     return 0
