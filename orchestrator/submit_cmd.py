@@ -61,13 +61,14 @@ def job_address(address: str | None) -> str:
     return address
 
 
-def entrypoint(search_args: list[str]) -> str:
+def entrypoint(search_args: list[str], verbose: bool = False) -> str:
+    """The job's command line; ``verbose`` (``hwnas -v submit``) makes it ``hwnas -v search`` (Ray's lines too)."""
     args = list(search_args)
     if args[:1] == ["--"]:
         args = args[1:]
     if args[:1] == ["search"]:  # `hwnas submit -- search ...` means the same
         args = args[1:]
-    return shlex.join(["hwnas", "search", *args])
+    return shlex.join(["hwnas", *(["-v"] if verbose else []), "search", *args])
 
 
 def runtime_env(working_dir: str) -> dict:
@@ -118,7 +119,7 @@ def wait_for(client, job_id: str) -> int:
 
 def main(args: argparse.Namespace) -> int:
     address = job_address(args.address)
-    command = entrypoint(args.search_args)
+    command = entrypoint(args.search_args, verbose=bool(args.verbose))
     client = _client(address)
     job_id = client.submit_job(entrypoint=command, runtime_env=runtime_env(args.working_dir),
                                submission_id=args.job_id)

@@ -84,5 +84,6 @@ def test_submit_entrypoint_and_address():
     assert entrypoint(["--", "--preset", "smoke", "--set", "seeds=[0, 1]"]) == \
         "hwnas search --preset smoke --set 'seeds=[0, 1]'"
     assert entrypoint(["search", "--name", "x"]) == "hwnas search --name x"
+    assert entrypoint(["--name", "x"], verbose=True) == "hwnas -v search --name x"  # hwnas -v submit
     assert job_address("http://head:8265") == "http://head:8265"
     assert job_address("ray://head:10001") == DEFAULT_ADDRESS
