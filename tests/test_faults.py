@@ -5,7 +5,8 @@
 (b) the experiment's cost actor SIGKILLed mid-experiment is restarted by Ray, the costs unchanged;
 (c) the driver (`hwnas search` in a subprocess) gets SIGINT after one trial finished; `hwnas search
     --resume NAME` finishes the rest without redoing the finished trial;
-(d) the worker node running a trial is removed: the trial runs again on the other node.
+(d) the worker node running a trial is removed: the trial runs again on the other node;
+(e) an adaptive scan's driver gets SIGINT after one trial; `--resume` (Tuner.restore) runs exactly the rest.
 In every case trials.parquet has every trial, completed. Run inside shared/tools/loopback-only.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.test_multinode import TINY, cost_actors, final_results, run, search, start_cluster, stop_cluster, \
@@ -203,3 +205,37 @@ def test_d_removed_node_trial_runs_elsewhere(cluster, tmp_path, capsys):
     assert row["status"] == "completed"
     final = final_results(tmp_path, "d")[row["trial_id"]]
     assert final["node_id"] != removed["node_id"]  # ran again elsewhere (from its checkpoint when Tune had one)
+
+
+def test_e_adaptive_scan_interrupted_then_restored(cluster, tmp_path):
+    """The adaptive scan's searcher state survives the driver: SIGINT after the first trial, then --resume
+    (Tuner.restore) runs exactly the rest of the scan, batches numbered on from where it stopped."""
+    c, _ = cluster
+    before_dead = set(trial_actors("DEAD"))
+    sets = [*TINY, "lambda_time=[0,1]", "scan=adaptive", "scan_init=1", "scan_budget=4", "scan_batch=1",
+            "scan_rounds=5", "scan_min_gain=0", "max_concurrent_trials=1"]
+    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+           "--name", "e", "--address", c.address, "--set", *sets]
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: driver.poll() is not None or set(trial_actors("DEAD")) - before_dead, 180,
+                   "the first trial to finish")
+        assert driver.poll() is None, driver.stdout.read()
+        driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    first = trial_rows(tmp_path, "e")
+    assert 1 <= sum(r["status"] == "completed" for r in first) < 4, out[-3000:]
+
+    assert cli_main(["search", "--preset", "smoke", "--storage", str(tmp_path), "--resume", "e",
+                     "--address", c.address, "--set", *sets]) == 0
+    rows = sorted(trial_rows(tmp_path, "e"), key=lambda r: r["round"])
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
+    assert len({r["lambda_time"] for r in rows}) == 4  # no point run twice across the restart
+    assert [r["round"] for r in rows] == [0, 0, 1, 2]
+    assert {r["trial_id"] for r in first} <= {r["trial_id"] for r in rows}
+    scan = pq.read_table(tmp_path / "e" / "scan.parquet").to_pylist()
+    assert [r["round"] for r in scan] == [0, 1, 2] and [r["trials"] for r in scan] == [2, 3, 4]
+    assert scan[-1]["stop_reason"] == "budget"
