@@ -14,13 +14,16 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pyarrow as pa
 
 from .experiment_config import ExperimentConfig
 from .results import COMPLETED, FAILED, INCOMPLETE, front_of, make_row, rows_to_table
 from .storage import Storage
+
+if TYPE_CHECKING:
+    from .scan_policy import ScanPolicy
 
 log = logging.getLogger("hwnas.search")
 
@@ -160,7 +163,19 @@ def build_tuner(exp: ExperimentConfig, storage: Storage, options, resources: Map
     return tuner.build_tuner(exp, storage, options, resources)
 
 
-def scan_rows_from(policy, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict], str | None]:
+def warn_if_scan_changed(exp: ExperimentConfig, storage: Storage) -> None:
+    """Tuner.restore brings the searcher back as it was saved: say so when the config now says otherwise."""
+    from .scan_policy import ScanSettings
+    from .scan_searcher import load_policy
+
+    saved = load_policy(storage.child(exp.name))
+    if saved is not None and saved.settings != ScanSettings.of(exp):
+        log.warning("adaptive scan %s: the resumed scan keeps the settings it started with (%s); the current "
+                    "config's (%s) apply to a new experiment name only", exp.name, saved.settings,
+                    ScanSettings.of(exp))
+
+
+def scan_rows_from(policy: "ScanPolicy | None", rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict], str | None]:
     """Every trial row gets its suggestion batch (``round``); the batches and the stop reason of ``policy``."""
     if policy is None:
         log.warning("adaptive scan: no searcher state found; every trial is counted in batch 0")
@@ -206,6 +221,8 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     searcher = None
     if resume:
         tuner = restore_tuner(exp, storage, options, resources)
+        if exp.scan == "adaptive":
+            warn_if_scan_changed(exp, storage)
     else:
         tuner, searcher = build_tuner(exp, storage, options, resources)
     grid = tuner.fit()
