@@ -105,6 +105,10 @@ class ScanPolicy:
             b, point = self.queue.pop(0)
             self.assigned[trial_id] = (b, point)
             self.batches[b].trial_ids.append(trial_id)
+            if not self.queue and self.stop_reason is None:
+                # budget and rounds need no result to decide: say so now (Tune may not ask again, as it
+                # stops asking once it has created num_samples = budget trials)
+                self.stop_reason = self._final_reason()
             return dict(point)
         return DONE if self.stop_reason is not None else None
 
@@ -161,12 +165,20 @@ class ScanPolicy:
         log.info("scan %s: no new batch after batch %d (%s); %d trials", st.experiment, len(self.batches) - 1,
                  reason, len(self.assigned))
 
-    def _stop_reason(self) -> str | None:
+    def _final_reason(self) -> str | None:
+        """The stop rules no later result can change: rounds, budget."""
         st = self.settings
         if len(self.batches) - 1 >= st.rounds:
             return "rounds"
         if st.budget - len(self.assigned) < len(st.seeds):
             return "budget"
+        return None
+
+    def _stop_reason(self) -> str | None:
+        st = self.settings
+        final = self._final_reason()
+        if final is not None:
+            return final
         gains = sorted(self.hv_by_batch.items())
         if len(gains) >= 2 and gains[-1][0] >= 1 and gains[-1][1] - gains[-2][1] < st.min_gain:
             return "min_gain"
