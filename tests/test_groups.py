@@ -1,12 +1,10 @@
 """Operator groups: the patent's default four, learned:K clustering, explicit specs, representatives."""
 import numpy as np
 import pytest
-import torch
 
-from trainables.data import load_datasets
 from searchspace.groups import DEFAULT_GROUPS, Groups, cluster_operators, parse_groups
 from searchspace.ops import CANDIDATES
-from trainables.search import _learn_groups
+from trainables import learn_groups, load_datasets
 
 from search_helpers import tiny
 
@@ -23,7 +21,7 @@ def test_default_groups_are_the_patents_four():
 @pytest.mark.parametrize("k", [1, 3, 4, 7])
 def test_learned_groups_cover_every_operator_once(k):
     cfg = tiny(groups=f"learned:{k}", learned_warmup_steps=2)
-    groups = _learn_groups(cfg, load_datasets(cfg), k, torch.device("cpu"))
+    groups = learn_groups(cfg, load_datasets(cfg), k)
     ops = [op for _, members in groups.items for op in members]
     assert len(groups.items) == k and all(members for _, members in groups.items)
     assert sorted(ops) == sorted(CANDIDATES)

@@ -89,9 +89,29 @@ RESUME_CFG = dict(seed=5, max_epochs=3, patience=9, eval_epochs=2)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    return run_search(tiny(**RESUME_CFG), cost_table=pools_cheap,
-                      checkpoint=tmp_path_factory.mktemp("full") / "full.pt")
+def uninterrupted_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("full") / "full.pt"
+    return run_search(tiny(**RESUME_CFG), cost_table=pools_cheap, checkpoint=path), path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run):
+    return uninterrupted_run[0]
+
+
+def test_last_checkpoint_is_plain_data_holding_the_typed_state(uninterrupted_run):
+    import torch
+
+    from trainables import load_checkpoint
+
+    result, path = uninterrupted_run
+    torch.load(path, weights_only=True)  # tensors, numbers, strings, lists, dicts only
+    state = load_checkpoint(path, tiny(**RESUME_CFG))
+    assert state.phase == "eval" and state.progress.epoch == RESUME_CFG["eval_epochs"]
+    assert state.genotype == result.genotype and state.groups.to_dict() == result.groups
+    assert state.stage1.epochs == result.stage1_epochs and state.stage2.epochs == result.stage2_epochs
+    assert state.stage2.supernet_accuracy == result.supernet_accuracy
+    assert list(state.history) == result.history and state.wall <= result.seconds
 
 
 @pytest.mark.parametrize("stop_after", [("stage1", 2), ("stage2", 1), ("eval", 1)])

@@ -1,16 +1,14 @@
-"""The search result record, FLOP counting, and checkpoint files."""
+"""The search result: what one trial found, and its JSON record (``hwnas trial --out``, Tune's final result).
+
+Checkpoints (the state of a trial in progress) are ``trainables.checkpoint``."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import torch
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
-from searchspace.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -57,25 +55,3 @@ class SearchResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_record(), indent=2)
-
-
-# ---------------------------------------------------------------- checkpoints
-_IGNORED_KEYS = ("device", "fast")  # execution knobs: a checkpoint moves between CPU and GPU
-
-
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(path: str | Path | None, config: SearchConfig) -> dict[str, Any] | None:
-    if path is None or not Path(path).exists():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    saved = {k: v for k, v in state.get("config", {}).items() if k not in _IGNORED_KEYS}
-    want = {k: v for k, v in config.to_dict().items() if k not in _IGNORED_KEYS}
-    if saved != want:
-        diff = sorted(k for k in set(saved) | set(want) if saved.get(k) != want.get(k))
-        raise ValueError(f"checkpoint {path} was written by another config (differs in: {', '.join(diff)}); "
-                         "remove it or run with the config that wrote it")
-    return state

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .arch import mixing_weights
+from .arch import ArchSpace, mixing_weights
 
 
 @dataclass
@@ -41,9 +41,13 @@ class CostTerm:
 
 
 @dataclass
-class SearchState:
-    """Everything a search epoch updates (and a checkpoint saves)."""
+class Supernet:
+    """One stage's supernet, ready for ``search_epoch``: what an epoch updates (and a checkpoint saves).
 
+    ``trainables.build_supernet`` makes one; ``space`` names the candidate behind every alpha slot.
+    """
+
+    space: ArchSpace
     net: nn.Module
     alpha: torch.Tensor  # (n_sets, E, K_max), requires grad
     mask: torch.Tensor  # (n_sets, E, K_max) bool
@@ -68,7 +72,7 @@ def set_lr(opt: torch.optim.Optimizer, epoch: int, epochs: int, lr: float, lr_mi
     return value
 
 
-def search_epoch(st: SearchState, batches: Iterable, arch_batches: Iterable | None, update_arch: bool,
+def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None, update_arch: bool,
                  grad_clip: float) -> dict[str, torch.Tensor]:
     """One epoch of first-order alternating updates. With ``arch_batches`` None the architecture step
     uses the same batch as the weight step (claim 6); otherwise the next batch of that (endless) stream."""

@@ -1,0 +1,162 @@
+"""A stage's supernet, built ready for ``search_epoch``: its candidates, cost term, alphas and optimisers.
+
+Public: ``build_supernet`` (what ``run_search`` trains in each stage, and what the step benchmark
+times), ``stage_cost_term`` (the DRAM part of the loss), ``edge_table`` (a cost table or a cost
+callable as per-(cell, edge, candidate) arrays), ``stage1_space`` / ``stage2_space``,
+``supernet_accuracy`` and ``search_device``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from searchspace.config import SearchConfig
+from searchspace.groups import Groups, parse_groups
+from searchspace.layout import plan_cells, supernet_edge_shapes
+from searchspace.ops import CANDIDATES
+
+from .arch import ArchSpace, make_space, mixing_weights
+from .cells import Network
+from .data import Datasets
+from .train import CostTerm, Supernet, accuracy, calibrate_bn
+
+# (op, channels, height, stride) -> (time_us, energy_uj): a cost model as a function
+CostFn = Callable[[str, int, int, int], tuple[float, float]]
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeTable:
+    """Per-(cell, edge, candidate) DRAM cost of the supernet (what ``cost_models.edge_cost_table`` gives)."""
+
+    candidates: tuple[str, ...]
+    time_us: np.ndarray  # (cells, E, len(candidates)) float64
+    energy_uj: np.ndarray  # (cells, E, len(candidates)) float64
+
+
+def search_device(config: SearchConfig) -> torch.device:
+    """``config.device``: cuda, cpu, or auto (cuda when there is one)."""
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("config device=cuda but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def edge_table(config: SearchConfig, cost_table: Any) -> Any:
+    """``cost_table`` as an object with ``candidates``, ``time_us``, ``energy_uj``: returned as is when it
+    is one (``cost_models.edge_cost_table(config)``), else a ``CostFn`` evaluated on every edge shape."""
+    if cost_table is None:
+        raise TypeError("the search needs a cost table (cost_models.edge_cost_table(config), or a callable)")
+    if not callable(cost_table):
+        return cost_table
+    plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
+    shapes = supernet_edge_shapes(plans, config.nodes)
+    arr = np.array([[[cost_table(op, c, h, s) for op in CANDIDATES] for (c, h, _w, s) in row] for row in shapes],
+                   dtype=np.float64)  # (cells, E, ops, 2)
+    return EdgeTable(CANDIDATES, arr[..., 0], arr[..., 1])
+
+
+def cell_reductions(config: SearchConfig) -> tuple[bool, ...]:
+    """Per cell of the search network: is it a reduction cell."""
+    plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
+    return tuple(p.reduction for p in plans)
+
+
+def config_groups(config: SearchConfig) -> Groups:
+    """The groups ``config.groups`` names; learned groups have to be learned first (``learn_groups``)."""
+    spec = parse_groups(config.groups)
+    if not isinstance(spec, Groups):
+        raise ValueError(f"groups {config.groups!r} are learned from data: pass groups=learn_groups(config, data, "
+                         f"{spec})")
+    return spec
+
+
+def stage1_space(config: SearchConfig, groups: Groups) -> ArchSpace:
+    """Claim 3: every edge mixes one representative per group."""
+    return make_space(groups.representatives(config.representatives), cell_reductions(config), config.nodes,
+                      config.share_alphas)
+
+
+def stage2_space(config: SearchConfig, groups: Groups, choice: Sequence[Sequence[str]]) -> ArchSpace:
+    """Claim 4: edge j of alpha set i mixes every operator of its stage-1 winning group ``choice[i][j]``."""
+    return make_space([[groups.ops(g) for g in row] for row in choice], cell_reductions(config), config.nodes,
+                      config.share_alphas)
+
+
+def reference_cost(space: ArchSpace, table: Any) -> tuple[float, float]:
+    """(T_ref us, E_ref uJ): the expected cost of ``space`` under uniform alphas (the stage-1 space gives
+    the trial's reference, so lambda is unit-free)."""
+    t = space.cost_tensor(table.time_us, table.candidates)  # (cells, E, K_max)
+    e = space.cost_tensor(table.energy_uj, table.candidates)
+    uniform = space.mask().float()
+    uniform = (uniform / uniform.sum(-1, keepdim=True)).index_select(0, torch.tensor(space.set_of_cell))
+    return float((uniform * t).sum()), float((uniform * e).sum())
+
+
+def stage_cost_term(config: SearchConfig, space: ArchSpace, cost_table: Any, device: torch.device | str = "cpu",
+                    ref: tuple[float, float] | None = None) -> CostTerm:
+    """lambda_t (T - T_ref)/T_ref + lambda_e (E - E_ref)/E_ref over ``space``'s candidates. ``ref`` None: the
+    uniform-alpha cost of ``space`` itself (right for stage 1; stage 2 passes stage 1's)."""
+    table = edge_table(config, cost_table)
+    t = space.cost_tensor(table.time_us, table.candidates).to(device)
+    e = space.cost_tensor(table.energy_uj, table.candidates).to(device)
+    ref_t, ref_e = (max(r, 1e-12) for r in (ref if ref is not None else reference_cost(space, table)))
+    return CostTerm(t, e, ref_t, ref_e, config.lambda_time, config.lambda_energy)
+
+
+def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candidates=None, *,
+                   groups: Groups | None = None, device: torch.device | str | None = None,
+                   ref: tuple[float, float] | None = None) -> Supernet:
+    """The supernet of search stage ``stage`` with equal alphas, ready for ``search_epoch``.
+
+    ``candidates``: stage 1: a tuple of operator names on every edge (default: one representative per
+    group); stage 2: ``[alpha set][edge] -> operator names`` (required: the winning groups' operators,
+    see ``stage2_space``), or an ``ArchSpace``. ``groups``: default ``config.groups``. ``ref``: the cost
+    reference, default the uniform stage-1 cost of these groups (what ``run_search`` uses in both
+    stages). Module weights are drawn under seed ``config.seed * 1000 + stage``, as in a trial.
+    """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2, not {stage!r}")
+    device = torch.device(device) if device is not None else search_device(config)
+    if isinstance(candidates, ArchSpace):
+        space = candidates
+    elif candidates is None:
+        if stage == 2:
+            raise ValueError("a stage-2 supernet needs candidates: [set][edge] -> the winning group's operators")
+        groups = groups or config_groups(config)
+        space = stage1_space(config, groups)
+    else:
+        space = make_space(candidates if isinstance(candidates, tuple) else [list(r) for r in candidates],
+                           cell_reductions(config), config.nodes, config.share_alphas)
+    table = edge_table(config, cost_table)
+    if ref is None:
+        ref = reference_cost(space if stage == 1 else stage1_space(config, groups or config_groups(config)), table)
+    cost = stage_cost_term(config, space, table, device, ref)
+    torch.manual_seed(config.seed * 1000 + stage)  # the stage's fresh modules: the same again on resume
+    net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
+                  in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
+                  stem_multiplier=config.stem_multiplier, affine=False, shared_relu=config.fast).to(device)
+    mask = space.mask().to(device)  # (n_sets, E, K_max)
+    alpha = torch.zeros(mask.shape, device=device, requires_grad=True)  # equal weights at every stage start
+    w_opt = torch.optim.SGD(net.parameters(), config.lr, momentum=config.momentum,
+                            weight_decay=config.weight_decay, foreach=True)
+    a_opt = torch.optim.Adam([alpha], config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
+    return Supernet(space=space, net=net, alpha=alpha, mask=mask,
+                    set_of_cell=torch.tensor(space.set_of_cell, device=device), w_opt=w_opt, a_opt=a_opt, cost=cost)
+
+
+def warm_start(sn: Supernet, weights: Mapping[str, torch.Tensor]) -> None:
+    """Stage 2 keeps every module stage 1 trained: same state_dict keys (modules are keyed by operator
+    name), same shapes; the rest stay freshly initialised."""
+    own = sn.net.state_dict()
+    sn.net.load_state_dict({k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}, strict=False)
+
+
+def supernet_accuracy(config: SearchConfig, sn: Supernet, data: Datasets) -> float:
+    """Val accuracy of the supernet under its current mixing weights (BN statistics re-estimated first)."""
+    w = mixing_weights(sn.alpha.detach(), sn.mask, sn.set_of_cell)  # (cells, E, K_max)
+    calibrate_bn(sn.net, data.train.x[:config.bn_calibration_images], weights=w)
+    return accuracy(sn.net, data.val.x, data.val.y, weights=w)
