@@ -109,6 +109,9 @@ class ScanPolicy:
                 # budget and rounds need no result to decide: say so now (Tune may not ask again, as it
                 # stops asking once it has created num_samples = budget trials)
                 self.stop_reason = self._final_reason()
+                if self.stop_reason is not None:
+                    log.info("scan %s: batch %d is the last (%s); %d trials", self.settings.experiment, b,
+                             self.stop_reason, len(self.assigned))
             return dict(point)
         return DONE if self.stop_reason is not None else None
 
