@@ -16,11 +16,11 @@ import time
 
 import torch
 
+from cost_models import derived_network_cost, edge_cost_table
 from searchspace.config import SearchConfig, parse_set
-from trainables.data import load_datasets
 from searchspace.genotype import CellGenotype, Genotype
 from searchspace.ops import CANDIDATES
-from trainables.search import _train_target, run_search
+from trainables import load_datasets, run_search, train_target
 
 DEFAULTS = dict(dataset="fashion", train_size=2000, val_size=500, test_size=2000, layers=5, channels=8,
                 batch_size=64, max_epochs=4, patience=2, warmup_epochs=1, eval_epochs=3, eval_lr=0.1,
@@ -39,12 +39,10 @@ def random_genotype(like: Genotype, nodes: int, rng: random.Random) -> Genotype:
 
 
 def evaluate(config: SearchConfig, genotype: Genotype, data):
-    from cost_models.network import network_cost
-
+    """The trial's target-network protocol on ``genotype``, and the DRAM cost a trial would report for it."""
     t0 = time.perf_counter()
-    acc, _ = _train_target(config, genotype, data, torch.Generator().manual_seed(config.seed), torch.device("cpu"),
-                           {"phase": "eval", "epoch": 0}, lambda m: None)
-    return acc, time.perf_counter() - t0, network_cost(genotype, config)
+    acc, _net = train_target(config, genotype, data)
+    return acc, time.perf_counter() - t0, derived_network_cost(genotype, config)
 
 
 def main(argv=None) -> int:
@@ -56,7 +54,7 @@ def main(argv=None) -> int:
     config = SearchConfig.from_dict({**DEFAULTS, **parse_set(args.sets)})
 
     t0 = time.perf_counter()
-    result = run_search(config)
+    result = run_search(config, edge_cost_table(config), network_cost=lambda g: derived_network_cost(g, config))
     search_s = time.perf_counter() - t0
     data = load_datasets(config)
     rows = [{"genotype": "searched", "accuracy": result.accuracy, "dram_time_us": result.dram_time_us,

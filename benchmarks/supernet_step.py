@@ -19,12 +19,10 @@ import time
 
 import torch
 
-from trainables.arch import make_space
+from cost_models import derived_network_cost, edge_cost_table
 from searchspace.config import SearchConfig
 from searchspace.groups import DEFAULT_GROUPS, Groups
-from searchspace.layout import plan_cells
-from trainables.search import _build_state, _stage_cost, run_search
-from trainables.train import search_epoch
+from trainables import build_supernet, run_search, search_epoch
 
 VARIANTS = {
     # name: config overrides; "plain" is DARTS's structure (one ReLU per candidate)
@@ -33,43 +31,21 @@ VARIANTS = {
 }
 
 
-class _Table:
-    def __init__(self, candidates, time_us, energy_uj):
-        self.candidates, self.time_us, self.energy_uj = candidates, time_us, energy_uj
-
-
-def _table(config: SearchConfig):
-    """A synthetic per-candidate cost table (the step's cost term costs the same for any table)."""
-    import numpy as np
-    from searchspace.ops import CANDIDATES
-
-    n = len(plan_cells(config.layers, config.channels, config.nodes, 32, config.stem_multiplier))
-    shape = (n, sum(range(2, config.nodes + 2)), len(CANDIDATES))
-    rng = np.random.default_rng(0)
-    return _Table(CANDIDATES, rng.random(shape) + 0.1, rng.random(shape) + 0.1)
-
-
-def _space(config: SearchConfig, stage: int):
+def stage2_candidates(config: SearchConfig) -> list[list[tuple[str, ...]]]:
+    """A plausible stage-1 outcome, seeded: [alpha set][edge] -> every operator of one group."""
     groups = Groups(DEFAULT_GROUPS)
-    reductions = tuple(p.reduction for p in plan_cells(config.layers, config.channels, config.nodes, 32,
-                                                       config.stem_multiplier))
-    if stage == 1:
-        return make_space(groups.representatives(), reductions, config.nodes, config.share_alphas)
-    # stage 2: a plausible stage-1 outcome, seeded: every edge holds one whole group
     g = torch.Generator().manual_seed(0)
     n_edges = sum(range(2, config.nodes + 2))
     n_sets = 2 if config.share_alphas else config.layers
     pick = torch.randint(0, len(groups.names), (n_sets, n_edges), generator=g).tolist()
-    return make_space([[groups.ops(groups.names[k]) for k in row] for row in pick], reductions, config.nodes,
-                      config.share_alphas)
+    return [[groups.ops(groups.names[k]) for k in row] for row in pick]
 
 
 def time_steps(config: SearchConfig, stage: int, steps: int, warmup: int, device: torch.device) -> dict:
-    space = _space(config, stage)
-    table = _table(config)
-    cost = _stage_cost(config.replace(lambda_time=0.1, lambda_energy=0.1), space, table, device, ref=None)
-    st = _build_state(config, space, cost, device)
-    x = torch.randn(config.batch_size, config.in_channels, 32, 32, device=device)
+    config = config.replace(lambda_time=0.1, lambda_energy=0.1)  # the cost term in the step, as in a trial
+    st = build_supernet(config, edge_cost_table(config), stage, stage2_candidates(config) if stage == 2 else None,
+                        device=device)
+    x = torch.randn(config.batch_size, config.in_channels, config.image_size, config.image_size, device=device)
     y = torch.randint(0, 10, (config.batch_size,), device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
@@ -135,7 +111,7 @@ def main(argv=None) -> int:
             cfg = config.replace(dataset="synthetic", train_size=args.search_images, val_size=128, test_size=128,
                                  max_epochs=2, patience=9, warmup_epochs=0, eval_epochs=1, augment=True)
             t0 = time.perf_counter()
-            res = run_search(cfg, cost_table=lambda op, c, h, s: (1.0 + (op == "sep_conv_5x5"), 1.0))
+            res = run_search(cfg, edge_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg))
             rows.append({"device": name, "variant": variant, **geometry, "stage": "search",
                          "seconds": time.perf_counter() - t0, "supernet_accuracy": res.supernet_accuracy,
                          "stage_seconds": res.phase_seconds})

@@ -164,3 +164,11 @@ def test_skip_cap_applied_at_derivation():
     assert capped.cells[0].skip_count() == 2
     assert sorted(d for _, _, d in capped.cells[0].edges) == [2, 2, 3, 3, 4, 4, 5, 5]
     assert all(op == "sep_conv_3x3" for op, _, d in capped.cells[0].edges if d >= 4)
+
+
+def test_train_target_builds_the_trials_target_network(result):
+    from trainables import train_target
+
+    r, _ = result
+    run = train_target(tiny(seed=3), r.genotype, device="cpu")
+    assert sum(p.numel() for p in run.net.parameters()) == r.params and 0 <= run.accuracy <= 1
