@@ -28,8 +28,7 @@ _LAZY = {
     "stage2_space": "supernet", "search_device": "supernet",
     "Supernet": "train", "CostTerm": "train", "search_epoch": "train", "NonFiniteLoss": "train",
     "learn_groups": "clustering", "load_datasets": "data",
-    "SearchState": "state", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "CheckpointError": "checkpoint",
+    "SearchState": "state", "load_checkpoint": "state", "save_checkpoint": "state", "CheckpointError": "state",
 }
 
 __all__ = ["ConfigError", "SearchConfig", "Genotype", "CellGenotype", "cell_edges", *_LAZY]

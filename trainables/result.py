@@ -1,6 +1,6 @@
 """The search result: what one trial found, and its JSON record (``hwnas trial --out``, Tune's final result).
 
-Checkpoints (the state of a trial in progress) are ``trainables.checkpoint``."""
+Checkpoints (the state of a trial in progress) are ``trainables.state``."""
 from __future__ import annotations
 
 import json

@@ -29,14 +29,12 @@ from searchspace.genotype import Genotype
 from searchspace.layout import expand_genotype, network_instances, network_macs, plan_cells
 
 from .arch import derive_genotype, mixing_weights
-from .checkpoint import load_checkpoint, save_checkpoint
 from .clustering import search_groups
 from .data import Datasets, load_datasets
 from .result import SearchResult
-from .stages import argmax, restore, search_epochs
-from .state import PhaseProgress, SearchState, Stage1Outcome, Stage2Outcome
-from .supernet import (build_supernet, edge_table, reference_cost, search_device, stage1_space, stage2_space,
-                       supernet_accuracy, warm_start)
+from .state import PhaseProgress, SearchState, Stage1Outcome, Stage2Outcome, load_checkpoint, save_checkpoint
+from .supernet import (argmax, build_supernet, edge_table, reference_cost, restore, search_device, search_epochs,
+                       stage1_space, stage2_space, supernet_accuracy, warm_start)
 from .target import TargetRun, build_target, final_accuracy, target_epochs, target_geometry
 
 log = logging.getLogger(__name__)
