@@ -24,7 +24,7 @@ from searchspace.schema import build, check, fields_of, setting, unknown_key
 from .storage import DEFAULT_STORAGE
 
 # scan strategies: "grid" is the full product of the dimensions; "adaptive" starts from a coarse grid and
-# adds lambda points where the front has its largest gaps (orchestrator/scan.py)
+# adds lambda points where the front has its largest gaps (orchestrator/scan_policy.py)
 SCANS: tuple[str, ...] = ("grid", "adaptive")
 
 # the search keys each trial overrides from its grid point, and the experiment field that holds the values
@@ -45,25 +45,25 @@ class ExperimentConfig:
                                                min_items=1, ge=0)
     profiles: tuple[str, ...] = setting((), "scan dimension: processors; [] = [search.profile]", nonempty=True)
     scan: str = setting("grid", "how points are chosen: \"grid\" (the full product) or \"adaptive\" "
-                        "(orchestrator/scan.py)", choices=SCANS)
+                        "(orchestrator/scan_policy.py, a Tune Searcher)", choices=SCANS)
     scan_init: int = setting(3, "adaptive: nonzero log-spaced values per scanned lambda in the coarse grid "
                              "(0 = the configured values)", ge=0)
     scan_budget: int = setting(0, "adaptive: total trials, coarse grid included (0 = twice the coarse grid); "
                                "bounds the cost", ge=0)
-    scan_rounds: int = setting(4, "adaptive: most rounds after the coarse one; bounds the wall time (each round "
-                               "waits for its slowest trial)", ge=0)
-    scan_batch: int = setting(2, "adaptive: new lambda points per round; match the trials the cluster runs at "
-                              "once", ge=1)
-    scan_min_gain: float = setting(0.002, "adaptive: stop when a round adds less hypervolume than this (of at "
-                                   "most 1.21)", ge=0)
+    scan_rounds: int = setting(4, "adaptive: most suggestion batches after the coarse grid (batch 0); bounds "
+                               "the wall time (a batch is proposed as soon as a trial finishes, no barrier)", ge=0)
+    scan_batch: int = setting(2, "adaptive: new lambda points per suggestion batch; match the trials the "
+                              "cluster runs at once", ge=1)
+    scan_min_gain: float = setting(0.002, "adaptive: stop when a suggestion batch adds less hypervolume than this "
+                                   "(of at most 1.21)", ge=0)
     max_concurrent_trials: int = setting(0, "0 = as many as the cluster's resources allow", ge=0)
     cpus_per_trial: float = setting(1.0, "CPU slots one trial holds (torch uses this many threads)", gt=0)
     gpus_per_trial: float = setting(-1.0, "GPUs one trial holds; -1 = 1 GPU per trial when the cluster has GPUs, "
                                     "else CPU only", ge=0, also={-1: "auto"})
     max_failures: int = setting(1, "Tune retries of a crashed trial; a retry resumes from its last epoch "
                                 "checkpoint", ge=0, also={-1: "unlimited"})
-    cost_service: str = setting("hwnas-cost", "name of the Ray actor serving DRAM cost queries (shared by "
-                                "trials)", nonempty=True)
+    cost_service: str = setting("hwnas-cost", "name prefix of the experiment run's DRAM cost actor "
+                                "(`<prefix>-<name>-<id>`: the driver owns it, its trials look it up)", nonempty=True)
     namespace: str = setting("hwnas", "Ray namespace of the driver, so trials and later jobs find the cost actor")
     search: SearchConfig = setting(why="base config of every trial", factory=SearchConfig)
 

@@ -48,7 +48,7 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("genotype", pa.string(), "JSON: derived genotype, {\"cells\": [{\"reduction\", \"edges\": [[op, from, to]]}]}"),
     ("config", pa.string(), "JSON: the trial's full SearchConfig (reproduce it with `hwnas trial`)"),
     ("is_pareto", pa.bool_(), "on the non-dominated front of (error, dram_time_us, dram_energy_uj) over completed rows"),
-    ("round", pa.int64(), "scan round that ran the trial: 0 = the grid, or the adaptive scan's coarse grid"),
+    ("round", pa.int64(), "scan suggestion batch that ran the trial: 0 = the grid, or the adaptive scan's coarse grid"),
 )
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _ in COLUMNS])

@@ -25,7 +25,7 @@ POINT_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("profile", pa.string(), "processor profile"),
     ("lambda_time", pa.float64(), "weight of the DRAM time term"),
     ("lambda_energy", pa.float64(), "weight of the DRAM energy term"),
-    ("round", pa.int64(), "scan round that first ran the point (0 = coarse grid, or the grid scan)"),
+    ("round", pa.int64(), "scan suggestion batch that first ran the point (0 = coarse grid, or the grid scan)"),
     ("trials", pa.int64(), "trials of the point, any status"),
     ("completed", pa.int64(), "completed trials (the statistics are over these)"),
     ("seeds", pa.string(), "JSON list of the completed trials' seeds"),
