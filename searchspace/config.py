@@ -100,6 +100,12 @@ class SearchConfig:
 
     # --- cost model
     cost_batch: int = setting(1, "inference batch size the DRAM costs are computed for", ge=1)
+    deploy_layers: int = setting(0, "cells of the network the user ships, whose DRAM costs the loss weighs and "
+                                 "every trial reports (each searched cell stands for the deployed cells of its "
+                                 "segment); 0 = eval_layers", ge=0)
+    deploy_channels: int = setting(0, "initial channels of the deployed network; 0 = eval_channels", ge=0)
+    deploy_image_size: int = setting(0, "input image side of the deployed network; 0 = the dataset's (32, "
+                                     "synthetic 16)", ge=0)
 
     # --- execution
     device: str = setting("auto", "where the trial runs: auto (cuda when present), cpu or cuda",
@@ -114,6 +120,20 @@ class SearchConfig:
         if self.arch_data == "split" and self.val_size < self.batch_size:
             raise ConfigError(f"config key 'val_size' = {self.val_size!r}: arch_data=split needs at least one "
                               f"batch ({self.batch_size}) of validation images")
+        self._check_deploy_geometry()
+
+    def _check_deploy_geometry(self) -> None:
+        """The deployed network (0s resolved: deploy -> eval -> search) must be buildable from the search."""
+        from .layout import deploy_geometry, geometry_problem
+
+        geo = deploy_geometry(self)
+        problem = geometry_problem(self.layers, geo, self.nodes, self.stem_multiplier)
+        if problem is not None:
+            keys = [k for k in ("deploy_layers", "deploy_channels", "deploy_image_size", "eval_layers",
+                                "eval_channels") if getattr(self, k)] + ["layers"]
+            raise ConfigError(f"config keys {', '.join(f'{k}={getattr(self, k)!r}' for k in keys)}: the deployed "
+                              f"network ({geo.layers} cells, {geo.channels} channels, {geo.image_size}x"
+                              f"{geo.image_size}) cannot be built from the {self.layers}-cell search: {problem}")
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict[str, Any]:

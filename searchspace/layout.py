@@ -5,6 +5,7 @@ global pooling and a linear classifier).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from .genotype import Genotype, cell_edges
 from .ops import op_primitives
@@ -165,39 +166,91 @@ def network_instances(genotype: Genotype, plans: tuple[CellPlan, ...], nodes: in
     return out
 
 
-def expand_genotype(genotype: Genotype, layers: int) -> Genotype:
-    """Map a searched genotype onto a target network of another depth.
+@dataclass(frozen=True)
+class Geometry:
+    """A network's size: cells, initial channels (doubled at each reduction), input image side."""
 
-    Cells are split into segments by the reduction cells (normal / reduction / normal / ...); target cell
-    j at relative position p of its segment takes the searched cell at the same relative position of the
-    same segment. Same depth: the genotype itself.
+    layers: int
+    channels: int
+    image_size: int
+
+
+def eval_geometry(config) -> Geometry:
+    """The evaluation (target) network: ``eval_layers`` / ``eval_channels``, 0 = the search's; the search's
+    image size. ``config``: anything with SearchConfig's fields (pure arithmetic, no import of it)."""
+    return Geometry(config.eval_layers or config.layers, config.eval_channels or config.channels, config.image_size)
+
+
+def deploy_geometry(config) -> Geometry:
+    """The network the user ships, whose DRAM costs the loss weighs and every trial reports:
+    ``deploy_layers`` / ``deploy_channels`` / ``deploy_image_size``, each 0 = the evaluation network's."""
+    ev = eval_geometry(config)
+    return Geometry(config.deploy_layers or ev.layers, config.deploy_channels or ev.channels,
+                    config.deploy_image_size or ev.image_size)
+
+
+def _segments(flags: Sequence[bool]) -> list[list[int]]:
+    """Cells split by the reduction cells: normal / reduction / normal / ... (reduction segments hold one cell)."""
+    segs: list[list[int]] = [[]]
+    for i, red in enumerate(flags):
+        if red:
+            segs.append([i])
+            segs.append([])
+        else:
+            segs[-1].append(i)
+    return segs
+
+
+def cell_sources(searched: Sequence[bool], layers: int) -> tuple[int, ...]:
+    """For each cell of a ``layers``-cell network, the index of the searched cell it takes (``searched``:
+    the searched cells' reduction flags).
+
+    Target cell j at relative position p of its segment (module doc of ``expand_genotype``) takes the
+    searched cell at the same relative position of the same segment. A normal segment the search has no
+    cell in (with 3 searched cells both reductions come last) takes the nearest searched normal segment,
+    earlier ones first: DARTS's evaluation network repeats its one normal cell the same way.
+    ValueError when the networks differ in reduction count or the search has no normal cell to repeat.
+    """
+    src = _segments(searched)
+    reds = set(reduction_cells(layers))
+    dst = _segments([i in reds for i in range(layers)])
+    if len(src) != len(dst):
+        raise ValueError(f"cannot map {len(searched)} searched cells ({len(src) // 2} reduction) onto "
+                         f"{layers} cells ({len(dst) // 2} reduction): the reduction counts differ")
+    normal = [k for k in range(0, len(src), 2) if src[k]]
+    out = [0] * layers
+    for k, d_seg in enumerate(dst):
+        s_seg = src[k]
+        if not s_seg and d_seg:
+            if not normal:
+                raise ValueError(f"cannot map {len(searched)} searched cells onto {layers} cells: the search has "
+                                 f"no normal cell for target cell {d_seg[0]}")
+            s_seg = src[min(normal, key=lambda n: (abs(n - k), n > k))]
+        for p, j in enumerate(d_seg):
+            out[j] = s_seg[p * len(s_seg) // len(d_seg)]
+    return tuple(out)
+
+
+def expand_genotype(genotype: Genotype, layers: int) -> Genotype:
+    """Map a searched genotype onto a target network of another depth (``cell_sources``): cells are split
+    into segments by the reduction cells (normal / reduction / normal / ...); target cell j at relative
+    position p of its segment takes the searched cell at the same relative position of the same segment.
+    Same depth: the genotype itself.
     """
     if len(genotype.cells) == layers:
         return genotype
-    from searchspace.layout import reduction_cells
+    sources = cell_sources([c.reduction for c in genotype.cells], layers)
+    return Genotype(tuple(genotype.cells[s] for s in sources))
 
-    def segments(flags: list[bool]) -> list[list[int]]:
-        segs: list[list[int]] = [[]]
-        for i, red in enumerate(flags):
-            if red:
-                segs.append([i])
-                segs.append([])
-            else:
-                segs[-1].append(i)
-        return segs
 
-    src = segments([c.reduction for c in genotype.cells])
-    reds = set(reduction_cells(layers))
-    dst = segments([i in reds for i in range(layers)])
-    if len(src) != len(dst):
-        raise ValueError(f"cannot map a {len(genotype.cells)}-cell genotype onto {layers} cells")
-    cells = [None] * layers
-    for s_seg, d_seg in zip(src, dst):
-        for p, j in enumerate(d_seg):
-            if not s_seg:
-                raise ValueError(f"searched genotype has no cell for target segment of cell {j}")
-            cells[j] = genotype.cells[s_seg[p * len(s_seg) // len(d_seg)]]
-    return Genotype(tuple(cells))
+def geometry_problem(search_layers: int, geometry: Geometry, nodes: int, stem_multiplier: int = 3) -> str | None:
+    """Why a network of ``geometry`` cannot be built from a ``search_layers``-cell search, or None."""
+    try:
+        cell_sources([i in set(reduction_cells(search_layers)) for i in range(search_layers)], geometry.layers)
+        plan_cells(geometry.layers, geometry.channels, nodes, geometry.image_size, stem_multiplier)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def network_macs(instances: list[OpInstance]) -> int:
