@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         if args.search_images:
             # a shortened full search (data on the device, both stages, target network), same seed per variant
             cfg = config.replace(dataset="synthetic", train_size=args.search_images, val_size=128, test_size=128,
-                                 max_epochs=2, patience=9, warmup_epochs=0, eval_epochs=1, augment=True)
+                                 max_epochs=2, patience=2, warmup_epochs=0, eval_epochs=1, augment=True)
             t0 = time.perf_counter()
             res = run_search(cfg, edge_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg))
             rows.append({"device": name, "variant": variant, **geometry, "stage": "search",

@@ -84,8 +84,17 @@ class SearchConfig:
                                         "groups=learned:K", ge=0)
 
     # --- derivation and the target network
-    max_skip_per_cell: int = setting(2, "cap on skip_connects per derived cell; cost terms favour skips",
+    max_skip_per_cell: int = setting(2, "cap on skip_connects per derived cell; cost terms favour skips. It always "
+                                     "holds: an edge it excludes takes its next-strongest stage-1 group",
                                      ge=0, also={-1: "no cap"})
+    derive_rank: str = setting("both", "how a node's incoming edges are ranked at derivation: \"both\" = stage-1 "
+                               "group weight x stage-2 operator weight relative to uniform (K x p); \"stage1\" = "
+                               "the group weight only (the rule before issue 16)", choices=("both", "stage1"))
+    stage2_start: str = setting("copy", "how stage 2 starts each edge's operators: \"copy\" = every sibling "
+                                "initialised from the stage-1 representative where shapes allow (smaller kernels "
+                                "centred in larger ones); \"warmup\" = representative kept, siblings fresh, then "
+                                "warmup_epochs weight-only epochs; \"representative\" = representative kept, "
+                                "siblings fresh (before issue 16)", choices=("copy", "warmup", "representative"))
     eval_epochs: int = setting(3, "target network trained from scratch for this many epochs (fixed short "
                                "protocol)", ge=0)
     eval_layers: int = setting(0, "target network cells; 0 = same as layers", ge=0)
@@ -120,7 +129,27 @@ class SearchConfig:
         if self.arch_data == "split" and self.val_size < self.batch_size:
             raise ConfigError(f"config key 'val_size' = {self.val_size!r}: arch_data=split needs at least one "
                               f"batch ({self.batch_size}) of validation images")
+        if self.warmup_epochs >= self.max_epochs:
+            raise ConfigError(f"config keys 'warmup_epochs' = {self.warmup_epochs} and 'max_epochs' = "
+                              f"{self.max_epochs}: the alphas would never move (warmup_epochs must be below "
+                              f"max_epochs)")
+        if self.patience > self.max_epochs:
+            raise ConfigError(f"config keys 'patience' = {self.patience} and 'max_epochs' = {self.max_epochs}: a "
+                              f"stage could never converge by patience (patience must be at most max_epochs)")
+        self._check_eval_geometry()
         self._check_deploy_geometry()
+
+    def _check_eval_geometry(self) -> None:
+        """The evaluation network (eval_layers / eval_channels, 0 = the search's) must be buildable."""
+        from .layout import eval_geometry, geometry_problem
+
+        geo = eval_geometry(self)
+        problem = geometry_problem(self.layers, geo, self.nodes, self.stem_multiplier)
+        if problem is not None:
+            keys = [k for k in ("eval_layers", "eval_channels") if getattr(self, k)] + ["layers"]
+            raise ConfigError(f"config keys {', '.join(f'{k}={getattr(self, k)!r}' for k in keys)}: the evaluation "
+                              f"network ({geo.layers} cells, {geo.channels} channels) cannot be built from the "
+                              f"{self.layers}-cell search: {problem}")
 
     def _check_deploy_geometry(self) -> None:
         """The deployed network (0s resolved: deploy -> eval -> search) must be buildable from the search."""

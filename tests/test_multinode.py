@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # a trial in seconds on one CPU thread: 2 batches per epoch, 2-node cells, no patience stop
 TINY = ["dataset=synthetic", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "eval_batch_size=16",
-        "layers=3", "channels=4", "nodes=2", "max_epochs=2", "patience=5", "eval_epochs=1", "augment=false"]
+        "layers=3", "channels=4", "nodes=2", "max_epochs=2", "patience=2", "eval_epochs=1", "augment=false"]
 
 
 def start_cluster(workers: int = 2, gpus_per_worker: int = 1):

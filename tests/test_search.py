@@ -78,14 +78,14 @@ def test_cost_weight_lowers_expected_cost():
     """With pools/skip far cheaper, lambda_time > 0 ends stage 1 at a lower expected DRAM time."""
     def final_stage1_time(lam):
         hist = []
-        run_search(tiny(seed=1, lambda_time=lam, arch_lr=0.05, max_epochs=3, patience=5, eval_epochs=1),
+        run_search(tiny(seed=1, lambda_time=lam, arch_lr=0.05, max_epochs=3, patience=3, eval_epochs=1),
                    report=hist.append, cost_table=pools_cheap)
         return [h for h in hist if h["phase"] == "stage1"][-1]["expected_dram_time_us"]
 
     assert final_stage1_time(2.0) < 0.9 * final_stage1_time(0.0)
 
 
-RESUME_CFG = dict(seed=5, max_epochs=3, patience=9, eval_epochs=2)
+RESUME_CFG = dict(seed=5, max_epochs=3, patience=3, eval_epochs=2)
 
 
 @pytest.fixture(scope="module")
