@@ -5,7 +5,12 @@ Both count every kernel a network runs (stem, preprocessing, edge operators, nod
 output concat, classifier) with the one accounting of ``cost_models.accounting``: the table's entries
 are each edge's share (its operator + its share of the node's sum), its ``fixed_*`` fields the rest, so
 that a derived genotype's entries plus the fixed terms equal ``network_cost`` at the same geometry.
-Both cost the deployed form of every operator (pools without the supernet's BN).
+Both cost the deployed form of every operator (pools without the supernet's BN), on the deployed
+network (``searchspace.layout.deploy_geometry``: ``deploy_layers`` x ``deploy_channels`` x
+``deploy_image_size``, each 0 = the evaluation network's, itself the search's by default): the loss and
+every reported cost see what the shipped network pays, not the search's proxy, whose tensors all fit
+on chip. Each searched cell stands for the deployed cells of its segment (``layout.cell_sources``, the
+mapping ``expand_genotype`` uses), so its table entry is the sum over those cells at their shapes.
 
 Both ask their ``query_fn`` once, with one batch of deduplicated operator queries, so a Tune trial talks
 to the cost service actor once per table; without a ``query_fn`` they compute in process (``hwnas
@@ -23,9 +28,9 @@ import numpy as np
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
 from searchspace.genotype import cell_edges
-from searchspace.layout import (CONCAT_OP, NODE_SUM_OP, OpInstance, cell_concat_instance, classifier_instance,
-                                edge_input, expand_genotype, network_instances, node_sum_instance, plan_cells,
-                                preprocess_instances, stem_instance)
+from searchspace.layout import (CONCAT_OP, NODE_SUM_OP, Geometry, OpInstance, cell_concat_instance, cell_sources,
+                                classifier_instance, deploy_geometry, edge_input, expand_genotype, network_instances,
+                                node_sum_instance, plan_cells, preprocess_instances, reduction_cells, stem_instance)
 from searchspace.ops import CANDIDATES, is_identity
 
 from .accounting import Term, concat_row, edge_row, edge_share, node_fixed, node_sum_row, op_term
@@ -63,10 +68,11 @@ class NetworkCost:
 
 @dataclass(frozen=True)
 class EdgeCostTable:
-    """Expected-cost inputs of the supernet loss: ``time_us[cell, edge, candidate]``, same for energy and
-    bytes: what choosing that candidate on that edge adds to the deployed network (its operator and its
-    share of the node's sum; module doc). ``fixed_*``: everything the choice does not change (stem,
-    preprocessing, node writes, concats, classifier), over the whole network."""
+    """Expected-cost inputs of the supernet loss: ``time_us[cell, edge, candidate]`` (cell: a searched
+    cell), same for energy and bytes: what choosing that candidate on that edge adds to the deployed
+    network (its operator and its share of the node's sum, summed over the deployed cells the searched
+    cell stands for; module doc). ``fixed_*``: everything the choice does not change (stem,
+    preprocessing, node writes, concats, classifier), over the whole deployed network."""
 
     profile: str
     batch: int
@@ -77,9 +83,11 @@ class EdgeCostTable:
     fixed_time_us: float = 0.0
     fixed_energy_uj: float = 0.0
     fixed_dram_bytes: int = 0
+    geometry: Geometry | None = None  # the deployed network the entries are for
+    deployed_cells: tuple[int, ...] = ()  # per searched cell: how many deployed cells it stands for
 
     def genotype_cost(self, genotype: Genotype, nodes: int) -> tuple[float, float, int]:
-        """(time_us, energy_uj, dram_bytes) of a genotype on this table's network: its edges' entries + fixed."""
+        """(time_us, energy_uj, dram_bytes) of a searched genotype's deployed network: its edges' entries + fixed."""
         index = {e: i for i, e in enumerate(cell_edges(nodes))}
         t, e, b = self.fixed_time_us, self.fixed_energy_uj, self.fixed_dram_bytes
         for cell, cg in enumerate(genotype.cells):
@@ -107,18 +115,19 @@ def _is_operator(inst: OpInstance) -> bool:
 
 
 def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | None = None,
-                 layers: int | None = None, channels: int | None = None) -> NetworkCost:
-    """DRAM bytes, time and energy of every kernel of the derived network of ``genotype``.
+                 layers: int | None = None, channels: int | None = None, image_size: int | None = None) -> NetworkCost:
+    """DRAM bytes, time and energy of every kernel of the network of ``genotype`` (one cell per layer).
 
-    The geometry is the search's (``config.layers`` x ``config.channels``) unless ``layers`` /
-    ``channels`` override it (a derived network trained at eval_layers / eval_channels); the genotype
-    must then have one cell per layer. Batch ``config.cost_batch``, processor ``config.profile``.
+    The geometry is the search's (``config.layers`` x ``config.channels``, ``config.image_size``) unless
+    ``layers`` / ``channels`` / ``image_size`` override it; ``derived_network_cost`` costs the deployed one.
+    Batch ``config.cost_batch``, processor ``config.profile``.
     """
     layers = layers or config.layers
     channels = channels or config.channels
+    image_size = image_size or config.image_size
     profile, batch = get_profile(config.profile), config.cost_batch
-    plans = plan_cells(layers, channels, config.nodes, config.image_size, config.stem_multiplier)
-    instances = network_instances(genotype, plans, config.nodes, config.in_channels, config.image_size,
+    plans = plan_cells(layers, channels, config.nodes, image_size, config.stem_multiplier)
+    instances = network_instances(genotype, plans, config.nodes, config.in_channels, image_size,
                                   config.num_classes, config.stem_multiplier)
     queries = {i: _instance_query(inst, config.profile, batch) for i, inst in enumerate(instances) if _is_operator(inst)}
     answers = _answer(list(queries.values()), query_fn)
@@ -146,49 +155,68 @@ def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | N
         dram_write_bytes=total.dram_write_bytes, dram_bytes=total.dram_bytes, compulsory_bytes=total.compulsory_bytes,
         dram_latencies=total.dram_latencies, dram_time_us=float(sum(r["dram_time_us"] for r in rows)),
         dram_energy_uj=float(sum(r["dram_energy_uj"] for r in rows)), rows=tuple(rows))
-    log.debug("network cost on %s: %d B, %.2f us, %.3f uJ over %d rows", config.profile, result.dram_bytes,
-              result.dram_time_us, result.dram_energy_uj, len(rows))
+    log.debug("network cost on %s (%d cells, C=%d, %dx%d): %d B, %.2f us, %.3f uJ over %d rows", config.profile,
+              layers, channels, image_size, image_size, result.dram_bytes, result.dram_time_us,
+              result.dram_energy_uj, len(rows))
     return result
 
 
 def derived_network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | None = None) -> NetworkCost:
-    """The cost a trial reports: the searched ``genotype`` mapped onto the target network
-    (``eval_layers`` x ``eval_channels``, each 0 = the search's) and costed there."""
-    layers, channels = config.eval_layers or config.layers, config.eval_channels or config.channels
-    return network_cost(expand_genotype(genotype, layers), config, query_fn, layers=layers, channels=channels)
+    """The cost a trial reports: the searched ``genotype`` mapped onto the deployed network
+    (``layout.deploy_geometry``: deploy_* keys, 0 = the evaluation network's, itself the search's by
+    default) and costed there."""
+    geo = deploy_geometry(config)
+    return network_cost(expand_genotype(genotype, geo.layers), config, query_fn, layers=geo.layers,
+                        channels=geo.channels, image_size=geo.image_size)
 
 
 def edge_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> EdgeCostTable:
-    """Each candidate's share on every edge of every cell of the supernet, in ``CANDIDATES`` order, and
-    the network's fixed terms, at the search geometry (``config.layers`` x ``config.channels``).
+    """Each candidate's share on every edge of every searched cell, in ``CANDIDATES`` order, and the
+    network's fixed terms, for the deployed network (``layout.deploy_geometry``; the search's by default).
 
+    Searched cell i's entry is the sum of its share over the deployed cells that take cell i
+    (``layout.cell_sources``), each at its own shapes; so entries + fixed of a searched genotype equal
+    ``derived_network_cost`` of it. Shape [searched cells, edges, candidates], whatever the deployed depth.
     One batched query (distinct operator shapes only) for the whole table."""
     profile, batch, nodes = get_profile(config.profile), config.cost_batch, config.nodes
-    plans = plan_cells(config.layers, config.channels, nodes, config.image_size, config.stem_multiplier)
+    geo = deploy_geometry(config)
+    searched = reduction_cells(config.layers)
+    sources = cell_sources([i in searched for i in range(config.layers)], geo.layers)
+    plans = plan_cells(geo.layers, geo.channels, nodes, geo.image_size, config.stem_multiplier)
     edges = cell_edges(nodes)
     cells = [[OpInstance(op, c, c, h, h, s, plan.index, e, node=dst)
               for e, (src, dst) in enumerate(edges) for (c, h, s) in [edge_input(plan, src)] for op in CANDIDATES]
              for plan in plans]
-    fixed_ops = [stem_instance(plans, config.in_channels, config.image_size),
+    fixed_ops = [stem_instance(plans, config.in_channels, geo.image_size),
                  *(p for plan in plans for p in preprocess_instances(plan)),
                  classifier_instance(plans, nodes, config.num_classes)]
     ops = [inst for row in cells for inst in row] + fixed_ops
     queries = [_instance_query(inst, config.profile, batch) for inst in ops]
     answers = _answer(queries, query_fn)
     shares = [edge_share(profile, batch, inst, answers[q]) for inst, q in zip(ops, queries)]
-    shape = (len(plans), len(edges), len(CANDIDATES))
+    deployed = (len(plans), len(edges), len(CANDIDATES))
     n_share = len(plans) * len(edges) * len(CANDIDATES)
-    time_us = np.array([t.dram_time_us(profile) for t in shares[:n_share]], dtype=np.float64).reshape(shape)
-    energy_uj = np.array([t.dram_energy_uj(profile) for t in shares[:n_share]], dtype=np.float64).reshape(shape)
-    dram_bytes = np.array([t.dram_bytes for t in shares[:n_share]], dtype=np.int64).reshape(shape)
+    # [deployed cells, E, K] -> [searched cells, E, K]: each deployed cell adds into the cell it takes
+    index = np.asarray(sources, dtype=np.int64)
+
+    def fold(values: list, dtype: type) -> np.ndarray:
+        out = np.zeros((config.layers, len(edges), len(CANDIDATES)), dtype=dtype)
+        np.add.at(out, index, np.array(values, dtype=dtype).reshape(deployed))
+        return out
+
+    time_us = fold([t.dram_time_us(profile) for t in shares[:n_share]], np.float64)
+    energy_uj = fold([t.dram_energy_uj(profile) for t in shares[:n_share]], np.float64)
+    dram_bytes = fold([t.dram_bytes for t in shares[:n_share]], np.int64)
     # fixed: stem, preprocessing, classifier as they run; per node its write + kernel; per cell the concat
     fixed = [op_term(answers[q]) for q in queries[n_share:]]
     for plan in plans:
         fixed += [node_fixed(profile, batch, node_sum_instance(plan, dst, 2)) for dst in range(2, nodes + 2)]
         fixed.append(concat_row(profile, batch, cell_concat_instance(plan, nodes)))
-    log.debug("edge cost table on %s: %d cells x %d edges x %d candidates from %d distinct queries",
-              config.profile, *shape, len(answers))
+    counts = tuple(int(n) for n in np.bincount(index, minlength=config.layers))
+    log.debug("edge cost table on %s: %d searched cells (standing for %s deployed cells of %d, C=%d, %dx%d) x %d "
+              "edges x %d candidates from %d distinct queries", config.profile, config.layers, counts, geo.layers,
+              geo.channels, geo.image_size, geo.image_size, len(edges), len(CANDIDATES), len(answers))
     return EdgeCostTable(config.profile, batch, CANDIDATES, time_us, energy_uj, dram_bytes,
                          fixed_time_us=float(sum(t.dram_time_us(profile) for t in fixed)),
                          fixed_energy_uj=float(sum(t.dram_energy_uj(profile) for t in fixed)),
-                         fixed_dram_bytes=int(sum(t.dram_bytes for t in fixed)))
+                         fixed_dram_bytes=int(sum(t.dram_bytes for t in fixed)), geometry=geo, deployed_cells=counts)

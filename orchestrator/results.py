@@ -34,7 +34,8 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("error", pa.float64(), "classification error = 1 - accuracy, the minimised objective; null unless completed"),
     ("error_message", pa.string(), "why the trial failed (exception type and message); null unless failed"),
     ("supernet_accuracy", pa.float64(), "validation accuracy of the stage-2 supernet at the end of the search"),
-    ("dram_time_us", pa.float64(), "DRAM access time of the derived network's inference on the profile, microseconds"),
+    ("dram_time_us", pa.float64(), "DRAM access time of the deployed network's inference on the profile (the derived "
+     "genotype at deploy_layers x deploy_channels x deploy_image_size, batch cost_batch), microseconds"),
     ("dram_energy_uj", pa.float64(), "DRAM access energy of the same inference, microjoules"),
     ("dram_bytes", pa.int64(), "bytes moved to and from DRAM by the same inference"),
     ("params", pa.int64(), "parameters of the derived network"),
@@ -49,7 +50,14 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("config", pa.string(), "JSON: the trial's full SearchConfig (reproduce it with `hwnas trial`)"),
     ("is_pareto", pa.bool_(), "on the non-dominated front of (error, dram_time_us, dram_energy_uj) over completed rows"),
     ("round", pa.int64(), "scan suggestion batch that ran the trial: 0 = the grid, or the adaptive scan's coarse grid"),
+    ("deploy_layers", pa.int64(), "cells of the deployed network the dram_* columns are for (resolved: never 0); "
+     "null when the trial's config is not known"),
+    ("deploy_channels", pa.int64(), "initial channels of the same deployed network"),
+    ("deploy_image_size", pa.int64(), "input image side (pixels) of the same deployed network"),
 )
+DEPLOY_COLUMNS = ("deploy_layers", "deploy_channels", "deploy_image_size")
+# a config holding these is a whole search config (written by SearchConfig.to_dict), not a scan point
+_GEOMETRY_KEYS = ("dataset", "layers", "channels", "eval_layers", "eval_channels")
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ, _ in COLUMNS])
 _JSON_COLUMNS = ("groups", "stage1_choice", "genotype")
@@ -77,6 +85,32 @@ def _int(value: Any) -> int | None:
     if f is None or not math.isfinite(f):
         return None
     return int(round(f))
+
+
+def _deployed(record: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, int | None]:
+    """The deployed geometry of a row: the record's (``SearchResult.to_record``), else resolved from the
+    record's or the trial's full config (records written before the deploy_* keys; failed trials); null
+    when neither is a whole search config (a scan point holds only the swept keys)."""
+    if all(record.get(k) is not None for k in DEPLOY_COLUMNS):
+        return {k: _int(record[k]) for k in DEPLOY_COLUMNS}
+    import dataclasses
+
+    from searchspace.config import SearchConfig
+    from searchspace.layout import deploy_geometry
+
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
+    for source in (record.get("config"), config):
+        try:
+            source = json.loads(source) if isinstance(source, str) else source
+        except ValueError:
+            continue
+        if isinstance(source, Mapping) and all(k in source for k in _GEOMETRY_KEYS):
+            try:
+                geo = deploy_geometry(SearchConfig.from_dict({k: v for k, v in source.items() if k in known}))
+            except ValueError:
+                continue
+            return {"deploy_layers": geo.layers, "deploy_channels": geo.channels, "deploy_image_size": geo.image_size}
+    return dict.fromkeys(DEPLOY_COLUMNS)
 
 
 def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: Mapping[str, Any] | None = None,
@@ -116,6 +150,7 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
         "config": _json(dict(config)) if config else None,
         "is_pareto": False,
         "round": 0,
+        **_deployed(rec, config),
     }
     for key in _JSON_COLUMNS:
         row[key] = _json(rec.get(key))
@@ -149,6 +184,9 @@ def conform(table: pa.Table) -> pa.Table:
     """A table read back from Parquet, checked against ``SCHEMA`` (columns in order, types cast)."""
     if "round" not in table.column_names:  # tables written before the adaptive scan: all one grid round
         table = table.append_column("round", pa.array([0] * table.num_rows, pa.int64()))
+    for name in DEPLOY_COLUMNS:  # tables written before the deployed geometry was a column: unknown
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.int64()))
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise ValueError(f"not an hwnas results table: missing columns {missing}")

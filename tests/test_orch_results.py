@@ -134,3 +134,32 @@ def test_schema_documented_in_readme():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert schema_markdown() in readme
+
+
+def test_deployed_geometry_columns():
+    """trials.parquet says which network its dram_* columns are for: the record's deploy_* numbers, else
+    resolved from a whole config (0 = eval = search), else null (a scan point holds only swept keys)."""
+    import pyarrow as pa
+
+    from orchestrator.results import DEPLOY_COLUMNS, conform, make_row, rows_to_table
+    from searchspace.config import SearchConfig
+    from trainables.result import deploy_record
+
+    full = SearchConfig(layers=5, channels=6, eval_layers=8, deploy_channels=36).to_dict()
+    assert deploy_record(SearchConfig.from_dict(full)) == {"deploy_layers": 8, "deploy_channels": 36,
+                                                           "deploy_image_size": 32}
+    rec = {**record(0.8, 1.0, 2.0), "deploy_layers": 20, "deploy_channels": 36, "deploy_image_size": 64}
+    old = {**record(0.7, 1.0, 2.0), "config": full}  # a record written before the deploy_* keys
+    rows = [make_row("e", "a", full, rec), make_row("e", "b", {}, old),
+            make_row("e", "c", {"seed": 1, "lambda_time": 0.5}, None, error_message="boom"),
+            make_row("e", "d", full, None, error_message="boom")]
+    table = rows_to_table(rows)
+    got = {r["trial_id"]: tuple(r[k] for k in DEPLOY_COLUMNS) for r in table.to_pylist()}
+    assert got == {"a": (20, 36, 64), "b": (8, 36, 32), "c": (None, None, None), "d": (8, 36, 32)}
+    assert table.schema.names[-3:] == list(DEPLOY_COLUMNS) and table.schema.equals(SCHEMA)
+    # a table written before these columns reads back with them null, every other column as it was
+    older = table.drop_columns(list(DEPLOY_COLUMNS))
+    back = conform(older)
+    assert back.schema.equals(SCHEMA) and back.column("deploy_layers").null_count == 4
+    assert back.column("dram_time_us").equals(table.column("dram_time_us"))
+    assert pa.compute.all(pa.compute.equal(back.column("trial_id"), table.column("trial_id"))).as_py()

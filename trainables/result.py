@@ -9,6 +9,7 @@ from typing import Any
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
+from searchspace.layout import deploy_geometry
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SearchResult:
     params: int  # target network parameters
     flops: int  # target network multiply-accumulates per image (the NAS literature's "FLOPs")
     skip_counts: tuple[int, ...]  # skip_connects per derived cell
-    dram_time_us: float  # target network, one inference at cost_batch, on config.profile
+    dram_time_us: float  # deployed network (deploy_* keys, 0 = the target's), one inference at cost_batch, on config.profile
     dram_energy_uj: float
     dram_bytes: int
     seconds: float  # wall time of the whole trial
@@ -49,9 +50,17 @@ class SearchResult:
             "params": self.params, "flops": self.flops,
             "skip_count": self.skip_count, "skip_counts": list(self.skip_counts),
             "dram_time_us": self.dram_time_us, "dram_energy_uj": self.dram_energy_uj, "dram_bytes": self.dram_bytes,
+            **deploy_record(c),
             "seconds": self.seconds, "phase_seconds": self.phase_seconds,
             "config": c.to_dict(),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_record(), indent=2)
+
+
+def deploy_record(config: SearchConfig) -> dict[str, int]:
+    """The deployed network the DRAM costs are for, resolved (never 0): deploy_layers, deploy_channels,
+    deploy_image_size."""
+    geo = deploy_geometry(config)
+    return {"deploy_layers": geo.layers, "deploy_channels": geo.channels, "deploy_image_size": geo.image_size}
