@@ -89,3 +89,55 @@ def test_markdown_table_has_every_key():
         assert f"| `{f.name}` |" in table
     assert "| `max_skip_per_cell` | `2` | >= 0, or -1 for no cap |" in table
     assert "| `dataset` | `fashion` | fashion / cifar10 / synthetic |" in table
+
+
+# ------------------------------------------------------------------ the deployed geometry (issue 16 item 3)
+@pytest.mark.parametrize("data, match", [
+    ({"deploy_layers": -1}, "'deploy_layers' = -1: must be >= 0"),
+    ({"deploy_layers": 1}, r"config keys deploy_layers=1, layers=5: the deployed network \(1 cells.*reduction "
+                           r"counts differ"),
+    ({"deploy_image_size": 30}, r"config keys deploy_image_size=30, layers=5:.*30x30.*cell 3 is a reduction cell "
+                                r"but its input is 15x15 \(odd\)"),
+    ({"dataset": "synthetic", "deploy_image_size": 6}, r"deploy_image_size=6.*input is 3x3"),
+    ({"layers": 2, "deploy_layers": 8}, r"deploy_layers=8, layers=2:.*no normal cell"),
+    ({"eval_layers": 1}, r"config keys eval_layers=1, layers=5: "),  # refused as the evaluation network
+    ({"eval_layers": 8, "deploy_image_size": 18}, r"config keys deploy_image_size=18, eval_layers=8, layers=5: the "
+                                                  r"deployed network \(8 cells, 8 channels, 18x18\)"),
+])
+def test_a_deployed_network_the_layout_cannot_build_is_refused(data, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        SearchConfig.from_dict(data)
+    assert "\n" not in str(info.value)
+
+
+def test_deployed_geometry_resolves_zero_to_eval_then_search():
+    from searchspace.layout import Geometry, deploy_geometry, eval_geometry
+
+    c = SearchConfig(layers=5, channels=6)
+    assert deploy_geometry(c) == eval_geometry(c) == Geometry(5, 6, 32)
+    c = SearchConfig(layers=5, channels=6, eval_layers=8, eval_channels=16, dataset="synthetic")
+    assert deploy_geometry(c) == Geometry(8, 16, 16)
+    c = c.replace(deploy_layers=20, deploy_image_size=64)
+    assert deploy_geometry(c) == Geometry(20, 16, 64) and eval_geometry(c) == Geometry(8, 16, 16)
+    # a 3-cell search (fashion preset) deploys to DARTS's 20 cells: its normal cell repeats after the reductions
+    assert deploy_geometry(SearchConfig.from_dict({**preset("fashion"), "deploy_layers": 20,
+                                                   "deploy_channels": 36})) == Geometry(20, 36, 32)
+
+
+def test_cell_sources_maps_each_deployed_cell_to_a_searched_cell_of_its_kind():
+    from searchspace.genotype import CellGenotype, Genotype
+    from searchspace.layout import cell_sources, expand_genotype, reduction_cells
+
+    flags = lambda n: [i in reduction_cells(n) for i in range(n)]  # noqa: E731
+    assert cell_sources(flags(8), 8) == tuple(range(8))
+    assert cell_sources(flags(5), 20) == (0,) * 6 + (1,) + (2,) * 6 + (3,) + (4,) * 6
+    assert cell_sources(flags(3), 8) == (0, 0, 1, 0, 0, 2, 0, 0)  # no searched normal cell after the reductions
+    assert cell_sources(flags(8), 5) == (0, 2, 3, 5, 6)
+    for search, deploy in ((5, 20), (3, 8), (8, 5), (8, 20)):
+        sources = cell_sources(flags(search), deploy)
+        assert [flags(search)[s] for s in sources] == flags(deploy)  # same kind, same order of segments
+        genotype = Genotype(tuple(CellGenotype(r, (("skip_connect", 0, 2), (f"op{i}", 1, 2)))
+                                  for i, r in enumerate(flags(search))))
+        assert expand_genotype(genotype, deploy).cells == tuple(genotype.cells[s] for s in sources)
+    with pytest.raises(ValueError, match="reduction counts differ"):
+        cell_sources(flags(5), 1)

@@ -7,10 +7,10 @@ import random
 import numpy as np
 import pytest
 
-from cost_models import edge_cost_table, load_profile, network_cost, op_cost
+from cost_models import derived_network_cost, edge_cost_table, load_profile, network_cost, op_cost
 from searchspace.config import SearchConfig
 from searchspace.genotype import CellGenotype, Genotype, cell_edges
-from searchspace.layout import network_instances, network_macs, plan_cells
+from searchspace.layout import cell_sources, deploy_geometry, expand_genotype, network_instances, network_macs, plan_cells
 from searchspace.ops import CANDIDATES
 
 PROFILES = ("mobile-npu", "edge-gpu", "h100", "eyeriss", "h100-eager")
@@ -55,6 +55,59 @@ def test_table_entries_plus_fixed_terms_equal_network_cost(profile):
         # by construction it is exact, not only within 1 %
         assert dram_bytes == net.dram_bytes and time_us == pytest.approx(net.dram_time_us, rel=1e-9)
         assert table.genotype_cost(genotype, config.nodes) == pytest.approx((time_us, energy_uj, dram_bytes), rel=1e-12)
+
+
+# searched geometry -> deployed geometry: deeper and wider (DARTS's 8 -> 20, C=36), from a 3-cell search (its
+# normal cells after the reductions repeat the searched normal cell), shallower than the search (searched
+# cells standing for no deployed cell), larger input and batch
+DEPLOYED = [
+    dict(layers=5, channels=6, deploy_layers=20, deploy_channels=36, deploy_image_size=32),
+    dict(layers=3, channels=6, deploy_layers=8, deploy_channels=16, deploy_image_size=64, cost_batch=4),
+    dict(layers=8, channels=4, eval_layers=5, eval_channels=12, cost_batch=2),
+]
+
+
+@pytest.mark.parametrize("geometry", DEPLOYED, ids=["darts-20x36", "3-to-8-at-64px", "8-to-5-by-eval"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_one_accounting_at_the_deployed_geometry(profile, geometry):
+    """The table the loss weighs keeps the search's shape, but a searched genotype's entries + fixed terms
+    are the cost of the network the user deploys: within 1 %, and in fact exactly."""
+    config = SearchConfig(profile=profile, **geometry)
+    geo = deploy_geometry(config)
+    table = edge_cost_table(config)
+    assert table.time_us.shape == (config.layers, len(cell_edges(config.nodes)), len(CANDIDATES))
+    assert table.geometry == geo and sum(table.deployed_cells) == geo.layers
+    sources = cell_sources([p.reduction for p in _plans(config)], geo.layers)
+    assert table.deployed_cells == tuple(sources.count(i) for i in range(config.layers))
+    unused = [i for i, n in enumerate(table.deployed_cells) if n == 0]
+    assert np.all(table.dram_bytes[unused] == 0) and np.all(np.delete(table.dram_bytes, unused, axis=0) > 0)
+    for seed in range(3):
+        genotype = random_genotype(config, seed)  # one cell per searched cell
+        net = derived_network_cost(genotype, config)
+        assert len({r["cell"] for r in net.rows if r["cell"] >= 0}) == geo.layers
+        (stem,) = [r for r in net.rows if r["role"] == "stem"]
+        assert (stem["h"], stem["c_out"]) == (geo.image_size, config.stem_multiplier * geo.channels)
+        time_us, energy_uj, dram_bytes = table.genotype_cost(genotype, config.nodes)
+        assert time_us == pytest.approx(net.dram_time_us, rel=0.01)
+        assert energy_uj == pytest.approx(net.dram_energy_uj, rel=0.01)
+        assert dram_bytes == net.dram_bytes and time_us == pytest.approx(net.dram_time_us, rel=1e-9)
+        # the same network as the searched genotype expanded by hand and costed at the deployed size
+        by_hand = network_cost(expand_genotype(genotype, geo.layers), config, layers=geo.layers,
+                               channels=geo.channels, image_size=geo.image_size)
+        assert by_hand.dram_bytes == net.dram_bytes
+
+
+def test_deployed_geometry_defaults_to_the_evaluation_then_the_search_network():
+    base = SearchConfig(layers=5, channels=6)
+    default = edge_cost_table(base)
+    explicit = edge_cost_table(base.replace(deploy_layers=5, deploy_channels=6, deploy_image_size=32))
+    assert default.geometry == explicit.geometry and np.array_equal(default.dram_bytes, explicit.dram_bytes)
+    assert default.fixed_dram_bytes == explicit.fixed_dram_bytes and default.deployed_cells == (1,) * 5
+    via_eval = base.replace(eval_layers=8, eval_channels=16)
+    assert deploy_geometry(via_eval) == deploy_geometry(via_eval.replace(deploy_layers=8, deploy_channels=16))
+    assert edge_cost_table(via_eval).fixed_dram_bytes == edge_cost_table(
+        base.replace(deploy_layers=8, deploy_channels=16)).fixed_dram_bytes
+    assert edge_cost_table(via_eval.replace(deploy_layers=20)).geometry.layers == 20  # deploy_* wins over eval_*
 
 
 @pytest.mark.parametrize("profile", PROFILES)

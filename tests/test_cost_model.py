@@ -252,6 +252,29 @@ def test_edge_cost_table_shape_order_and_single_query():
     assert table.fixed_dram_bytes > 0 and table.fixed_time_us > 0 and table.fixed_energy_uj > 0
 
 
+def _relative(config: SearchConfig) -> dict[str, float]:
+    """Each candidate's table energy over the whole network, relative to sep_conv_3x3's."""
+    energy = edge_cost_table(config).energy_uj.sum(axis=(0, 1))
+    return {op: energy[i] / energy[CANDIDATES.index("sep_conv_3x3")] for i, op in enumerate(CANDIDATES)}
+
+
+def test_the_ranking_follows_the_deployed_geometry():
+    """At the fashion proxy (C=6, 3 cells, 32x32) every tensor fits on chip and every candidate costs about
+    a sep_conv; on the network the user ships (C=36, 20 cells) weights and spills separate them, and the
+    loss's table says so (issue 16)."""
+    from searchspace.config import preset
+
+    fashion = preset("fashion")
+    deployed = dict(deploy_layers=20, deploy_channels=36, deploy_image_size=32)
+    for profile in ("eyeriss", "mobile-npu"):
+        proxy = _relative(SearchConfig.from_dict({**fashion, "profile": profile}))
+        assert all(0.85 <= proxy[op] <= 1.1 for op in CANDIDATES)
+    eyeriss = _relative(SearchConfig.from_dict({**fashion, "profile": "eyeriss", **deployed}))
+    assert eyeriss["max_pool_3x3"] < 0.5 and eyeriss["dil_conv_3x3"] < 0.6 < eyeriss["sep_conv_5x5"]
+    npu32 = _relative(SearchConfig.from_dict({**fashion, "profile": "mobile-npu", "cost_batch": 32, **deployed}))
+    assert npu32["avg_pool_3x3"] < 0.3 and npu32["dil_conv_5x5"] < 0.5
+
+
 def test_importing_cost_models_does_not_import_ray():
     code = "import sys, cost_models, cost_models.cli, cost_models.network; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
