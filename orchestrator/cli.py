@@ -5,6 +5,10 @@
   hwnas search  a Ray Tune experiment over seeds x lambdas     (orchestrator.search_cmd)
   hwnas pareto  read, print and plot an experiment's front     (orchestrator.pareto_cmd)
   hwnas submit  hwnas search as a Ray job on a cluster         (orchestrator.submit_cmd)
+
+Errors are one line on stderr, never a traceback (``-v`` logs it): bad input (a ``ValueError``, a missing
+or unreadable file, an unreachable address) exits 2; any other ``OSError`` or Arrow error (a write that
+failed, a storage that went away mid-run) exits 3.
 """
 from __future__ import annotations
 
@@ -60,9 +64,27 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as exc:
         # bad input: one clear line, no traceback (-v shows it)
-        logging.getLogger("hwnas").debug("error", exc_info=True)
-        print(f"hwnas {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(args.command, exc, EXIT_BAD_INPUT)
+    except Exception as exc:
+        if isinstance(exc, OSError) or _is_arrow_error(exc):
+            return _error(args.command, exc, EXIT_IO)
+        raise
+
+
+EXIT_BAD_INPUT = 2  # before anything ran: the config, a file, the storage, the address
+EXIT_IO = 3  # an I/O or Arrow error after that (README: "When things fail")
+
+
+def _is_arrow_error(exc: BaseException) -> bool:
+    pa = sys.modules.get("pyarrow")  # loaded by whatever raised it; `hwnas cost` never imports it
+    return pa is not None and isinstance(exc, pa.ArrowException)
+
+
+def _error(command: str, exc: BaseException, code: int) -> int:
+    logging.getLogger("hwnas").debug("error", exc_info=True)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"hwnas {command}: error: {text}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@
   unsupported stride) gets ``{"error": message, "query": ...}`` and the actor stays alive;
   :func:`actor_query_fn` turns it into a :class:`CostQueryError` in the caller.
 * :meth:`CostServiceImpl.export_table` returns everything it computed as a ``pyarrow.Table``.
+* Observable calls (``probe_dir``, off by default): every ``query`` call marks itself in flight with a
+  file ``query-<pid>-<n>`` that it removes when it answers, and waits (bounded) while ``<probe_dir>/hold``
+  exists. That is how the fault test kills the service *while* a trial's call is in flight.
 
 The Ray wrapper around ``cost_models`` (which itself never imports Ray).
 """
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
+from pathlib import Path
 from typing import Any, Mapping
 
 import pyarrow as pa
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "hwnas-cost"  # the config key cost_service: prefix of every actor name
 #: Ray restarts the actor without bound; a call is re-sent this many times across restarts.
 MAX_TASK_RETRIES = 5
+PROBE_HOLD_FILE = "hold"  # in probe_dir: while it exists, query calls wait before answering
+PROBE_HOLD_MAX_S = 120.0  # never wait longer than this, whatever the probe folder says
 
 _QUERY_SCHEMA = [("profile", pa.string()), ("op", pa.string()), ("c_in", pa.int64()), ("c_out", pa.int64()),
                  ("h", pa.int64()), ("w", pa.int64()), ("stride", pa.int64()), ("batch", pa.int64())]
@@ -48,14 +55,27 @@ EXPORT_SCHEMA = pa.schema(_QUERY_SCHEMA + _COST_SCHEMA)
 class CostServiceImpl:
     """The actor's body, a plain class (usable and testable without Ray)."""
 
-    def __init__(self) -> None:
+    def __init__(self, probe_dir: str | None = None) -> None:
         self._cache: dict[CostQuery, OpCost] = {}
         self._hits = self._misses = self._errors = self._calls = 0
+        self._probe = Path(probe_dir) if probe_dir else None
         log.info("cost service started (pid %d)", os.getpid())
 
     def query(self, queries: list[CostQuery | Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Answer a batch, in order: a cost dict (``OpCost.to_dict()``) or ``{"error", "query"}`` each."""
         self._calls += 1
+        if self._probe is None:
+            return self._answer(queries)
+        marker = self._probe / f"query-{os.getpid()}-{self._calls}"
+        marker.write_text(str(len(queries) if isinstance(queries, (list, tuple)) else 0))
+        deadline = time.monotonic() + PROBE_HOLD_MAX_S
+        while (self._probe / PROBE_HOLD_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # held by the probe's owner (a fault test), bounded
+        answers = self._answer(queries)
+        marker.unlink(missing_ok=True)
+        return answers
+
+    def _answer(self, queries: list[CostQuery | Mapping[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(queries, (list, tuple)):
             self._errors += 1
             return [{"error": f"query expects a list of cost queries, got {type(queries).__name__}", "query": None}]
@@ -120,8 +140,9 @@ def cost_service_name(prefix: str, experiment: str) -> str:
     return f"{prefix}-{experiment}-{uuid.uuid4().hex[:8]}"
 
 
-def start_cost_service(name: str, namespace: str | None = None):
-    """Create the experiment's cost actor; only the experiment's driver calls this.
+def start_cost_service(name: str, namespace: str | None = None, probe_dir: str | None = None):
+    """Create the experiment's cost actor; only the experiment's driver calls this. ``probe_dir``: see
+    the module docstring (a restarted actor gets the same one).
 
     Not detached: the driver owns it and keeps the handle for the whole experiment, so it ends with the
     driver (a killed driver takes its own actor down and nobody else's). The name must be free (see
@@ -131,7 +152,7 @@ def start_cost_service(name: str, namespace: str | None = None):
     options: dict[str, Any] = dict(name=name, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
     if namespace is not None:
         options["namespace"] = namespace
-    handle = CostService.options(**options).remote()
+    handle = CostService.options(**options).remote(probe_dir)
     log.debug("cost service %r started (namespace %r)", name, namespace)
     return handle
 

@@ -4,31 +4,36 @@
 profiles and the storage are checked before Ray is even contacted, this driver creates the experiment's
 cost actor (a name unique to this run; trials only look it up) before the Tuner runs, and only then do
 trials start. Tune's own storage is the experiment's folder, so checkpoints and experiment state live
-beside ``trials.parquet``, ``pareto.parquet``, ``points.parquet`` and ``scan.parquet``.
+beside ``trials.parquet``, ``pareto.parquet``, ``points.parquet``, ``scan.parquet`` and ``experiment.json``
+(the config, ``orchestrator/experiment_record.py``). The folder check (never replace results unasked;
+resume only what exists) runs before Ray too. The tables are rewritten as trials finish
+(``orchestrator/live_results.py``) and at the end; a failed final write leaves a local copy.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pyarrow as pa
 
 from .experiment_config import ExperimentConfig
-from .results import COMPLETED, FAILED, INCOMPLETE, front_of, make_row, rows_to_table
-from .storage import Storage
+from .experiment_record import prepare_folder, read_record, write_record
+from .results import COMPLETED, FAILED, INCOMPLETE
+from .storage import Storage, one_line
+from .trial_rows import (PARETO_FILE, TRIALS_FILE, error_text, result_rows, results_tables,  # noqa: F401 (re-exported)
+                         write_results, write_tables)
 
 if TYPE_CHECKING:
     from .scan_policy import ScanPolicy
 
 log = logging.getLogger("hwnas.search")
 
-TRIALS_FILE = "trials.parquet"
-PARETO_FILE = "pareto.parquet"
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ class ExperimentSummary:
     seconds: float
     scan: pa.Table | None = None  # scan.parquet: hypervolume per suggestion batch (orchestrator/scan_metrics.py)
     cost_stats: Mapping[str, int] | None = None  # the cost actor's counters at the end (None: no actor)
+    unsaved: str | None = None  # why the final write to the storage failed (None: it did not)
+    local_copy: str | None = None  # where the tables went instead when it failed
+
+    @property
+    def all_completed(self) -> bool:
+        return self.trials.num_rows > 0 and self.counts.get(COMPLETED, 0) == self.trials.num_rows
 
     @property
     def counts(self) -> dict[str, int]:
@@ -47,9 +58,10 @@ class ExperimentSummary:
 
     def describe(self) -> str:
         c = self.counts
+        where = self.local_copy or self.uri
         lines = [f"experiment {self.name}: {self.trials.num_rows} trials ({c.get(COMPLETED, 0)} completed, "
                  f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete) in {self.seconds:.0f}s",
-                 f"  trials: {self.uri}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {self.uri}/{PARETO_FILE}"]
+                 f"  trials: {where}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {where}/{PARETO_FILE}"]
         for r in self.front.to_pylist():
             lines.append(f"    {r['trial_id']}: seed={r['seed']} lambda_time={r['lambda_time']:g} "
                          f"lambda_energy={r['lambda_energy']:g} accuracy={r['accuracy']:.4f} "
@@ -105,54 +117,7 @@ def connect(address: str | None, namespace: str, ray_address_env: str | None = N
 
 
 # ---------------------------------------------------------------------------------------------- results
-def error_text(error: BaseException | None) -> str | None:
-    """The failure as one line: the original exception's type and message (not Ray's wrapper)."""
-    if error is None:
-        return None
-    cause = getattr(error, "cause", None) or error
-    msg = str(cause).strip()
-    text = f"{type(cause).__name__}: {msg}" if msg else type(cause).__name__
-    return text[-4000:]
-
-
-def _decode(v: Any) -> Any:
-    if isinstance(v, str) and v[:1] in "[{":
-        try:
-            return json.loads(v)
-        except ValueError:
-            return v
-    return v
-
-
-def result_rows(experiment: str, results: Iterable[Any]) -> list[dict[str, Any]]:
-    """Tune ``Result``s (``.metrics``, ``.config``, ``.error``) -> result rows; every trial gives one row."""
-    rows = []
-    for i, r in enumerate(results):
-        metrics = dict(r.metrics or {})
-        config = dict(r.config or metrics.get("config") or {})
-        trial_id = metrics.get("trial_id") or f"trial_{i:05d}"
-        completed = metrics.get("phase") == "done" and "genotype" in metrics and r.error is None
-        record = {k: _decode(v) for k, v in metrics.items()} if completed else None
-        if record and isinstance(record.get("config"), dict):
-            config = record["config"]
-        status = COMPLETED if completed else (FAILED if r.error is not None else INCOMPLETE)
-        msg = error_text(r.error) if r.error is not None else (None if completed else "stopped without a final record")
-        rows.append(make_row(experiment, trial_id, config, record, status=status, error_message=msg))
-    return rows
-
-
-def write_results(storage: Storage, name: str, rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    """Both tables of an experiment, replacing earlier ones (never appending), and the per-point seed
-    statistics (points.parquet, orchestrator/seedstats.py)."""
-    from .seedstats import POINTS_FILE, point_stats
-
-    table = rows_to_table(rows)
-    front = front_of(table)
-    exp_dir = storage.child(name)
-    exp_dir.write_table(TRIALS_FILE, table)
-    exp_dir.write_table(PARETO_FILE, front)
-    exp_dir.write_table(POINTS_FILE, point_stats(table))
-    return table, front
+# rows and tables: orchestrator/trial_rows.py (also used by the live writer, orchestrator/live_results.py)
 
 
 # ---------------------------------------------------------------------------------------------- entry
@@ -187,10 +152,17 @@ def scan_rows_from(policy: "ScanPolicy | None", rows: list[dict[str, Any]]) -> t
 
 
 def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bool = False, verbose: bool = False,
-                   ray_address_env: str | None = None) -> ExperimentSummary:
+                   ray_address_env: str | None = None, overwrite: bool = False, fallback_dir: str | None = None,
+                   cost_probe_dir: str | None = None) -> ExperimentSummary:
     """Run (or, with ``resume``, continue via ``tune.Tuner.restore``) the experiment; write its tables.
 
-    ``verbose`` (hwnas -v) lets Ray's own log lines through, here and in the trials."""
+    Before Ray: profiles, storage and the experiment folder (``experiment_record.prepare_folder``: a new
+    run refuses a folder with results unless ``overwrite``, which moves it aside; ``resume`` needs Tune
+    state). Tables are written as trials finish (``live_results.LiveResults``) and once more at the end;
+    if that final write fails, they go to ``fallback_dir`` (default: a new temporary folder) and the
+    summary says where (``unsaved``, ``local_copy``). ``verbose`` (hwnas -v) lets Ray's own log lines
+    through, here and in the trials. ``cost_probe_dir``: the cost actor marks its calls in flight there
+    (``cost_service.CostServiceImpl``; for fault tests)."""
     from .progress import quiet_ray
 
     t0 = time.perf_counter()
@@ -199,6 +171,8 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     if not verbose:  # Tune's console reporter prints its tables even at verbose=0; the legacy one does not
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     storage = preflight(exp)
+    prepare_folder(storage, exp.name, resume=resume, overwrite=overwrite)
+    saved = read_record(storage, exp.name) if resume else None
     quiet_ray(verbose)
     connect(address, exp.namespace, ray_address_env)
     import ray
@@ -211,7 +185,7 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     namespace = ray.get_runtime_context().namespace
     actor_name = cost_service_name(exp.cost_service, exp.name)
     # This driver owns the actor (not detached) and holds the handle until every trial is over.
-    cost_actor = start_cost_service(actor_name, namespace)
+    cost_actor = start_cost_service(actor_name, namespace, probe_dir=cost_probe_dir)
     ray.get(cost_actor.ping.remote())  # it is up (a broken service fails here, not in a trial)
     options = TrialOptions(cost_service=actor_name, namespace=namespace, verbose=verbose)
     resources = trial_resources(exp)
@@ -225,6 +199,8 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
             warn_if_scan_changed(exp, storage)
     else:
         tuner, searcher = build_tuner(exp, storage, options, resources)
+    started = saved.started_utc if saved is not None else None
+    record_started = write_record(storage, exp, started_utc=started).started_utc  # before the first trial
     grid = tuner.fit()
     cost_stats = ray.get(cost_actor.stats.remote())
     del cost_actor  # every trial is over
@@ -235,14 +211,36 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
 
         policy = searcher.policy if searcher is not None else load_policy(exp_dir)
         rows, batches, stop_reason = scan_rows_from(policy, rows)
-        table, front = write_results(storage, exp.name, rows)
+        table, front, points = results_tables(rows)
         scan = scan_table(batch_scan_rows(table, batches, stop_reason))
     else:
-        table, front = write_results(storage, exp.name, rows)
+        table, front, points = results_tables(rows)
         scan = grid_scan_table(table, time.perf_counter() - t0)  # the grid is one batch: its hypervolume
-    exp_dir.write_table(SCAN_FILE, scan)
+    unsaved = local_copy = None
+    try:
+        write_tables(exp_dir, table, front, points)
+        exp_dir.write_table(SCAN_FILE, scan)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        unsaved = one_line(exc)
+        local_copy = save_locally(exp.name, fallback_dir, table, front, points, scan, SCAN_FILE)
+        log.error("could not write the results to %s (%s); a local copy is in %s", exp_dir.uri, unsaved, local_copy)
+    else:
+        try:
+            write_record(storage, exp, started_utc=record_started, counts=dict(Counter(table.column("status").to_pylist())))
+        except (OSError, ValueError) as exc:
+            log.warning("could not update %s/experiment.json: %s", exp_dir.uri, one_line(exc))
     return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan,
-                             cost_stats=cost_stats)
+                             cost_stats=cost_stats, unsaved=unsaved, local_copy=local_copy)
+
+
+def save_locally(name: str, fallback_dir: str | None, table: pa.Table, front: pa.Table, points: pa.Table,
+                 scan: pa.Table, scan_file: str) -> str:
+    """The tables in a local folder when the storage refused them: ``<fallback_dir>/<name>-<UTC time>``."""
+    root = Path(fallback_dir) if fallback_dir else Path(tempfile.mkdtemp(prefix="hwnas-unsaved-"))
+    folder = Storage.from_uri(str(root / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"))
+    write_tables(folder, table, front, points)
+    folder.write_table(scan_file, scan)
+    return folder.uri
 
 
 def resume_experiment(exp: ExperimentConfig, address: str | None = None, verbose: bool = False) -> ExperimentSummary:

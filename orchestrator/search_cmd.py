@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+from pathlib import Path
 
 from searchspace.schema import add_set_argument
 
@@ -13,12 +15,20 @@ examples:
   hwnas search --preset smoke --storage s3://bucket/runs --endpoint-url http://127.0.0.1:9000
   hwnas search --config exp.yaml --set seeds=[0,1] --set lambda_time=[0,0.5,2] search.max_epochs=3
   hwnas search --preset cifar10 --address auto       # on a running Ray cluster (ray up cluster.yaml)
-  hwnas search --preset smoke --resume smoke         # continue an interrupted experiment (Tuner.restore)
+  hwnas search --resume smoke                        # continue an interrupted experiment (its saved config)
+  hwnas search --preset smoke --overwrite            # start anew; the earlier smoke is moved to smoke.replaced-<time>
 
-results: <storage>/<name>/trials.parquet (every trial) and <storage>/<name>/pareto.parquet (the front);
-Ray Tune's experiment state and checkpoints live in the same folder. Read them with `hwnas pareto`.
-The console shows hwnas's progress lines; `hwnas -v search ...` adds Ray's own log lines.
+results: <storage>/<name>/trials.parquet (every trial, rewritten as each trial finishes) and
+<storage>/<name>/pareto.parquet (the front); the config in experiment.json; Ray Tune's experiment state
+and checkpoints in the same folder. Read them with `hwnas pareto`. The console shows hwnas's progress
+lines; `hwnas -v search ...` adds Ray's own log lines.
+
+exit codes: 0 every trial completed; 1 some trial failed or is incomplete (the tables say which);
+2 bad input, found before any trial (config, profile, storage, an existing or unknown experiment);
+3 the results could not be written to the storage (a local copy is named) or another I/O error.
 """
+
+EXIT_OK, EXIT_TRIALS_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_NOT_SAVED = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
@@ -40,8 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint such as http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL, else AWS)")
     p.add_argument("--name", metavar="NAME",
-                   help="experiment name, the folder under the storage; rerunning a name replaces its tables "
-                        "(default: the preset's name, else 'hwnas')")
+                   help="experiment name, the folder under the storage; a name whose folder holds results is "
+                        "refused unless --resume or --overwrite (default: the preset's name, else 'hwnas')")
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to use, as ray.init takes it ('auto', 'ray://head:10001', host:port); "
                         "default: $RAY_ADDRESS (set inside a Ray job), else start a local Ray")
@@ -52,8 +62,12 @@ def register(subparsers) -> None:
     p.add_argument("--resume", metavar="NAME",
                    help="continue the interrupted experiment NAME under --storage (tune.Tuner.restore): finished "
                         "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun, an "
-                        "adaptive scan goes on with the settings it started with; give the same --storage/--config/"
-                        "--set as the first run")
+                        "adaptive scan goes on with the settings it started with. Needs only --storage (and "
+                        "--endpoint-url): the config is read from <storage>/NAME/experiment.json; settings given "
+                        "besides are ignored with a warning")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the experiment anew even though its folder holds results: the earlier folder is "
+                        "moved to NAME.replaced-<UTC time> under the storage (nothing is deleted)")
     add_set_argument(p, example="seeds=[0,1] lambda_time=[0,0.5,1] search.max_epochs=2 train_size=500")
     p.set_defaults(func=main)
 
@@ -64,13 +78,27 @@ def main(args: argparse.Namespace) -> int:
 
     sets = [*args.sets, *([f"scan={args.scan}"] if getattr(args, "scan", None) else [])]  # --scan wins over --set
     resume = getattr(args, "resume", None)
+    overwrite = bool(getattr(args, "overwrite", False))
     if resume and args.name and args.name != resume:
         raise ValueError(f"--resume {resume} and --name {args.name} name different experiments")
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: resume continues the experiment, "
+                         "overwrite starts it anew")
+    given = args.preset or args.config or sets
     exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
+    if resume:  # the saved config, before Ray: an unknown name fails here and creates nothing
+        from .experiment_record import experiment_for_resume
+
+        exp = experiment_for_resume(resume, exp.storage, args.endpoint_url or "", exp if given else None)
     # RAY_ADDRESS is read here, at the entry point: Ray sets it for a Ray job's driver (hwnas submit)
     summary = run_experiment(exp, address=args.address, resume=bool(resume), verbose=bool(args.verbose),
-                             ray_address_env=os.environ.get("RAY_ADDRESS"))
+                             ray_address_env=os.environ.get("RAY_ADDRESS"), overwrite=overwrite,
+                             fallback_dir=str(Path.cwd() / "hwnas-unsaved"))
     logging.getLogger("hwnas.search").info("finished")
     print(summary.describe())
-    return 0 if summary.front.num_rows else 1
+    if summary.unsaved:
+        print(f"hwnas search: error: the results could not be written to {summary.uri} ({summary.unsaved}); "
+              f"a local copy is in {summary.local_copy}", file=sys.stderr)
+        return EXIT_NOT_SAVED
+    return EXIT_OK if summary.all_completed else EXIT_TRIALS_NOT_COMPLETED

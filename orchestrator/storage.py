@@ -4,11 +4,16 @@
 that must pass before any trial starts: for S3 it asks boto3 (standard AWS credential chain,
 ``AWS_ENDPOINT_URL`` / ``--endpoint-url`` for S3-compatible stores) for the bucket, so an unreachable
 endpoint, a missing bucket or missing credentials is one clear ``StorageError``. Parquet goes through
-pyarrow; a rewrite replaces the file (never appends).
+pyarrow into a buffer, then one write: an atomic rename locally, one ``PutObject`` on S3 (a reader sees
+the old object or the new one, never a part). A write that fails is a ``StorageWriteError`` (an
+``OSError`` naming the object), whatever boto3 or the OS raised. ``archive`` moves an experiment folder
+aside (``--overwrite``) so that nothing is ever deleted to make room.
 """
 from __future__ import annotations
 
+import io
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,6 +28,10 @@ DEFAULT_STORAGE = "./hwnas-results"
 
 class StorageError(ValueError):
     """The results location cannot be used; the message says which location and why."""
+
+
+class StorageWriteError(OSError):
+    """Writing (or moving) an object failed after the preflight passed; the message names it and why."""
 
 
 def endpoint_from_env() -> str | None:
@@ -42,6 +51,11 @@ class Storage:
         self.endpoint_url = endpoint_url
         self.region = region
         self._fs: pafs.FileSystem | None = None
+        self._client = None  # boto3 S3 client for one-put writes, made on first use
+
+    def __getstate__(self) -> dict:
+        # travels inside Tune callbacks (pickled with the Tuner): clients are rebuilt where it lands
+        return {**self.__dict__, "_fs": None, "_client": None}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -78,6 +92,7 @@ class Storage:
         """The storage one level down (an experiment's folder), sharing this one's filesystem."""
         sub = Storage(self.uri_of(*parts), self.path(*parts), self.is_s3, self.endpoint_url, self.region)
         sub._fs = self._fs
+        sub._client = self._client
         return sub
 
     def path(self, *parts: str) -> str:
@@ -164,14 +179,71 @@ class Storage:
         return self.filesystem.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
 
     def write_table(self, name: str, table: pa.Table) -> str:
-        """Write (replace) ``name`` as Parquet; returns its URI."""
+        """Write (replace) ``name`` as Parquet in one write (see module docstring); returns its URI."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return self.write_bytes(name, buf.getvalue())
+
+    def write_bytes(self, name: str, data: bytes) -> str:
+        """Replace ``name`` with ``data``: local, a temporary file renamed over it; S3, one ``PutObject``
+        from memory. ``StorageWriteError`` (an OSError naming the object) if that fails."""
         target = self.path(name)
-        fs = self.filesystem
         if self.is_s3:
-            pq.write_table(table, target, filesystem=fs)  # one PUT: replaced atomically
+            from botocore import exceptions as bx
+
+            bucket, key = target.split("/", 1)
+            try:
+                if self._client is None:
+                    self._client = self._boto_client()
+                self._client.put_object(Bucket=bucket, Key=key, Body=data)
+            except (bx.BotoCoreError, bx.ClientError, ValueError) as exc:
+                raise StorageWriteError(f"cannot write {self.uri_of(name)}: {one_line(exc)}") from None
         else:
-            atomic_write(target, lambda tmp: pq.write_table(table, tmp))
+            try:
+                atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
+            except OSError as exc:
+                raise StorageWriteError(f"cannot write {self.uri_of(name)}: {exc.strerror or one_line(exc)}") from None
         return self.uri_of(name)
+
+    def read_bytes(self, name: str) -> bytes:
+        """The whole object ``name``; FileNotFoundError if absent, StorageError if unreadable."""
+        target = self.path(name)
+        try:
+            if self.filesystem.get_file_info(target).type == pafs.FileType.NotFound:
+                raise FileNotFoundError(f"{self.uri_of(name)} does not exist")
+            with self.filesystem.open_input_stream(target) as f:
+                return f.readall()
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read {self.uri_of(name)}: {one_line(exc)}") from None
+
+    def entries(self) -> list[str]:
+        """Names directly in this folder ([] when it does not exist)."""
+        try:
+            infos = self.filesystem.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot list {self.uri}: {one_line(exc)}") from None
+        return sorted(i.base_name for i in infos)
+
+    def archive(self, name: str, new_name: str) -> str:
+        """Move the folder ``name`` to ``new_name`` (both under this root); returns the new URI.
+
+        Local: one rename. S3 has no rename: every object is copied, then the originals deleted (a failure
+        part-way leaves the copies and the originals, never neither)."""
+        src, dst = self.path(name), self.path(new_name)
+        if self.exists(new_name):
+            raise StorageWriteError(f"cannot move {self.uri_of(name)} to {self.uri_of(new_name)}: it exists")
+        try:
+            if self.is_s3:
+                pafs.copy_files(src, dst, source_filesystem=self.filesystem, destination_filesystem=self.filesystem)
+                self.filesystem.delete_dir(src)
+            else:
+                shutil.move(src, dst)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageWriteError(f"cannot move {self.uri_of(name)} to {self.uri_of(new_name)}: "
+                                    f"{one_line(exc)}") from None
+        return self.uri_of(new_name)
 
     def read_table(self, name: str) -> pa.Table:
         target = self.path(name)
@@ -185,3 +257,8 @@ class Storage:
 
     def __repr__(self) -> str:
         return f"Storage({self.uri!r}" + (f", endpoint_url={self.endpoint_url!r})" if self.endpoint_url else ")")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (Arrow and botocore messages can span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Mapping
 
 from searchspace.config import PRESETS, ConfigError, SearchConfig, parse_set, preset
@@ -71,14 +75,32 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                      "error); a 'preset:' key picks a starting point")
     p.add_argument("--preset", choices=sorted(PRESETS), help="named starting config (smoke: ~1 min on 2 CPU cores)")
     add_set_argument(p, example="lambda_time=2 profile=eyeriss")
-    p.add_argument("--out", metavar="FILE", help="write the result record as JSON here (default: stdout)")
+    p.add_argument("--out", metavar="FILE", help="write the result record as JSON here (default: stdout); checked "
+                                                  "before the search, and printed to stdout if the write still fails")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file: resumed from if it exists, "
                                                          "rewritten every epoch")
     p.set_defaults(func=run)
 
 
+def check_out(path: str) -> None:
+    """Fail before the search (one line, exit 2) when ``--out`` cannot be written: a folder, a parent that
+    cannot be created, or one where no file can be created (probed with a temporary file, removed)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--out {path!r} is a folder; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"--out {path!r}: cannot write there ({exc.strerror or exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_search_config(args.config, args.preset, args.sets)  # before torch: bad input fails fast
+    if args.out:
+        check_out(args.out)
     from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search
 
@@ -88,11 +110,17 @@ def run(args: argparse.Namespace) -> int:
                         network_cost=lambda g: derived_network_cost(g, config))
     record = result.to_record()
     text = json.dumps(record, indent=2)
-    if args.out:
-        atomic_write_text(args.out, text + "\n")
-        log.info("wrote %s", args.out)
-    else:
-        print(text)
     log.info("accuracy %.4f, supernet %.4f, DRAM %.1f us / %.2f uJ, %d params, %.1f s", result.accuracy,
              result.supernet_accuracy, result.dram_time_us, result.dram_energy_uj, result.params, result.seconds)
+    if not args.out:
+        print(text)
+        return 0
+    try:
+        atomic_write_text(args.out, text + "\n")
+    except OSError as exc:  # the search is done: never lose its result
+        print(text)
+        print(f"hwnas trial: error: cannot write --out {args.out!r} ({exc.strerror or exc}); the record is "
+              "printed above", file=sys.stderr)
+        return 3
+    log.info("wrote %s", args.out)
     return 0

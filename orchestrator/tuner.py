@@ -5,7 +5,8 @@
 - adaptive: ``param_space`` is the plain base config and ``ScanSearcher`` suggests every trial's point.
 
 Either way the trainable is ``make_trainable(options, resources)``: the orchestrator's ``TrialOptions``
-travel through ``tune.with_parameters``, so a trial's config is exactly its ``SearchConfig`` dict.
+travel through ``tune.with_parameters``, so a trial's config is exactly its ``SearchConfig`` dict. The
+callbacks: the console's progress lines and ``LiveResults`` (the tables rewritten as trials finish).
 ``restore_tuner`` continues an interrupted experiment (``Tuner.restore``, errored trials rerun) with a
 fresh trainable, i.e. this run's options (a new cost actor); the searcher comes back from Tune's state.
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Mapping
 import ray
 from ray import tune
 
+from .live_results import LiveResults
 from .progress import ProgressCallback
 from .scan_policy import ScanPolicy, ScanSettings
 from .scan_searcher import ScanSearcher
@@ -53,13 +55,16 @@ def trial_count(exp: "ExperimentConfig") -> int:
     return ScanSettings.of(exp).budget if exp.scan == "adaptive" else len(exp.grid_points())
 
 
-def _run_config(exp: "ExperimentConfig", storage: "Storage") -> tune.RunConfig:
+def _run_config(exp: "ExperimentConfig", storage: "Storage", round_of=None) -> tune.RunConfig:
+    """``round_of`` (trial id -> suggestion batch) numbers the live tables' rows of an adaptive scan."""
     storage_path, storage_fs = storage.tune_storage()
+    live = LiveResults(storage, exp.name)
+    live.round_of = round_of
     return tune.RunConfig(
         name=exp.name, storage_path=storage_path, storage_filesystem=storage_fs,
         failure_config=tune.FailureConfig(max_failures=exp.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-        callbacks=[ProgressCallback(trial_count(exp), upper_bound=exp.scan == "adaptive")], verbose=0)
+        callbacks=[ProgressCallback(trial_count(exp), upper_bound=exp.scan == "adaptive"), live], verbose=0)
 
 
 def build_tuner(exp: "ExperimentConfig", storage: "Storage", options: TrialOptions,
@@ -77,7 +82,8 @@ def build_tuner(exp: "ExperimentConfig", storage: "Storage", options: TrialOptio
     # num_samples bounds what Tune asks for: never more than the budget (the policy stops earlier)
     tune_config = tune.TuneConfig(search_alg=searcher, num_samples=policy.settings.budget,
                                   max_concurrent_trials=limit)
-    return tune.Tuner(trainable, param_space=exp.search.to_dict(), run_config=_run_config(exp, storage),
+    return tune.Tuner(trainable, param_space=exp.search.to_dict(),
+                      run_config=_run_config(exp, storage, round_of=policy.batch_of),
                       tune_config=tune_config), searcher
 
 

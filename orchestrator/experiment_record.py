@@ -1,0 +1,196 @@
+"""An experiment's folder, ``<storage>/<name>``: what it holds, whether a run may use it, and its record.
+
+``experiment.json`` is written by the driver before the first trial starts: the full experiment config
+(``ExperimentConfig.to_dict()``), the hwnas version and when the run started; the driver rewrites it at
+the end with the trials' counts. ``hwnas search --resume NAME`` rebuilds the experiment from it, so
+only ``--storage`` (and ``--endpoint-url``) and the name are needed again.
+
+``prepare_folder`` is the preflight that keeps results from being replaced without being asked, and it
+runs before Ray is contacted:
+
+* a new run refuses a folder that holds anything (results, Tune state, checkpoints) unless
+  ``--overwrite``, which moves the earlier experiment aside to ``<name>.replaced-<UTC time>`` (nothing is
+  deleted) and says so;
+* ``--resume`` refuses a folder without Tune state, creating nothing.
+
+Ray-free (the layers test checks): only the storage and the config.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .experiment_config import ExperimentConfig
+from .storage import Storage
+
+log = logging.getLogger("hwnas.search")
+
+RECORD_FILE = "experiment.json"
+RECORD_FORMAT = "hwnas-experiment/1"
+TUNE_STATE_FILE = "tuner.pkl"  # what tune.Tuner.can_restore looks for: the folder holds a Tune experiment
+# keys that say where the experiment is, not what it is: taken from the command line on --resume
+LOCATION_KEYS = ("name", "storage", "endpoint_url")
+
+
+class ExperimentExists(ValueError):
+    """A new run named an experiment folder that holds results; the message says how to go on."""
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """What ``experiment.json`` holds."""
+    config: Mapping[str, Any]  # ExperimentConfig.to_dict()
+    hwnas_version: str = "unknown"
+    started_utc: str = ""
+    finished_utc: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)  # trial statuses at the end of the last run
+    format: str = RECORD_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps({"format": self.format, "hwnas_version": self.hwnas_version,
+                           "started_utc": self.started_utc, "finished_utc": self.finished_utc,
+                           "counts": dict(self.counts), "config": dict(self.config)}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> "ExperimentRecord":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT or not isinstance(data.get("config"), dict):
+            raise ValueError(f"{where}: not an hwnas experiment record (expected format {RECORD_FORMAT!r} "
+                             "and a 'config' mapping)")
+        return cls(config=data["config"], hwnas_version=str(data.get("hwnas_version", "unknown")),
+                   started_utc=str(data.get("started_utc", "")), finished_utc=data.get("finished_utc"),
+                   counts=dict(data.get("counts") or {}))
+
+    def experiment(self, name: str, storage: str, endpoint_url: str, where: str) -> ExperimentConfig:
+        """The saved config, at the location the user gave now (the folder may have been moved)."""
+        data = {**self.config, "name": name, "storage": storage, "endpoint_url": endpoint_url}
+        try:
+            return ExperimentConfig.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{where}: the saved config no longer loads ({exc})") from None
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def hwnas_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwnas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def write_record(storage: Storage, exp: ExperimentConfig, started_utc: str | None = None,
+                 counts: Mapping[str, int] | None = None) -> ExperimentRecord:
+    """Write (replace) ``experiment.json``; with ``counts`` it marks the run finished."""
+    record = ExperimentRecord(config=exp.to_dict(), hwnas_version=hwnas_version(),
+                              started_utc=started_utc or utc_now(),
+                              finished_utc=utc_now() if counts is not None else None, counts=dict(counts or {}))
+    storage.child(exp.name).write_bytes(RECORD_FILE, record.to_json().encode())
+    return record
+
+
+def read_record(storage: Storage, name: str) -> ExperimentRecord | None:
+    """The folder's record, or None when it has none (a folder from before records, or no folder)."""
+    folder = storage.child(name)
+    try:
+        text = folder.read_bytes(RECORD_FILE).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    return ExperimentRecord.from_json(text, folder.uri_of(RECORD_FILE))
+
+
+def archive_name(name: str, when: float | None = None) -> str:
+    return f"{name}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}"
+
+
+def prepare_folder(storage: Storage, name: str, resume: bool = False, overwrite: bool = False) -> str | None:
+    """The folder preflight (module docstring); returns the archive's URI when ``overwrite`` moved one.
+
+    Raises ``ExperimentExists`` (new run, folder in use) or ``ValueError`` (resume of nothing)."""
+    folder = storage.child(name)
+    entries = folder.entries()
+    if resume:
+        if overwrite:
+            raise ValueError("--resume and --overwrite exclude each other: resume continues the experiment, "
+                             "overwrite starts it anew")
+        if TUNE_STATE_FILE not in entries:
+            what = "does not exist" if not entries else "holds no Tune experiment state to resume"
+            raise ValueError(f"cannot resume {name!r}: {folder.uri} {what}"
+                             + (f" (experiments there: {', '.join(experiments_in(storage)) or 'none'})"
+                                if not entries else ""))
+        return None
+    if not entries:
+        return None
+    if not overwrite:
+        raise ExperimentExists(
+            f"experiment {name!r} already has results in {folder.uri} ({len(entries)} entries); "
+            f"continue it with --resume {name}, start it anew with --overwrite (the earlier one is moved to "
+            f"{name}.replaced-<time>), or choose another --name")
+    target = archive_name(name)
+    uri = storage.archive(name, target)
+    log.warning("--overwrite: the earlier experiment %s was moved to %s (nothing deleted)", folder.uri, uri)
+    return uri
+
+
+def experiments_in(storage: Storage, limit: int = 10) -> list[str]:
+    """Experiment folders under the storage (those with a record or Tune state), for error messages."""
+    names = []
+    for entry in storage.entries():
+        sub = storage.child(entry)
+        if sub.exists(RECORD_FILE) or sub.exists(TUNE_STATE_FILE):
+            names.append(entry)
+            if len(names) >= limit:
+                break
+    return names
+
+
+def resume_config(storage: Storage, name: str, given: ExperimentConfig | None,
+                  endpoint_url: str = "") -> ExperimentConfig:
+    """The experiment to resume: its saved record (``given``, built from --preset/--config/--set, only
+    warns where it differs: the saved settings apply), or ``given`` for a folder from before records."""
+    record = read_record(storage, name)
+    where = storage.child(name).uri_of(RECORD_FILE)
+    if record is None:
+        if given is None:
+            raise ValueError(f"cannot resume {name!r}: {where} does not exist (a folder from an older hwnas); "
+                             "give the first run's --preset/--config/--set again")
+        return given
+    saved = record.experiment(name, storage.uri, endpoint_url, where)
+    if given is not None:
+        changed = differences(saved, given)
+        if changed:
+            log.warning("resuming %s with its saved settings; ignored from the command line: %s", name,
+                        ", ".join(changed))
+    return saved
+
+
+def differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """Keys (``search.KEY`` for search keys) whose values differ, the location keys aside."""
+    da, db = a.to_dict(), b.to_dict()
+    out = [k for k in da if k not in (*LOCATION_KEYS, "search") and da[k] != db.get(k)]
+    out += [f"search.{k}" for k in da["search"] if da["search"][k] != db["search"].get(k)]
+    return out
+
+
+def experiment_for_resume(name: str, storage_uri: str, endpoint_url: str,
+                          given: ExperimentConfig | None) -> ExperimentConfig:
+    """``hwnas search --resume NAME``: the experiment from ``<storage>/<name>/experiment.json`` (see
+    ``resume_config``), checked before Ray; nothing is created when there is nothing to resume."""
+    from pathlib import Path
+
+    storage = Storage.from_uri(storage_uri, endpoint_url or None)
+    if not storage.is_s3 and not Path(storage.root).is_dir():
+        raise ValueError(f"cannot resume {name!r}: the storage folder {storage.uri} does not exist")
+    storage.check()
+    prepare_folder(storage, name, resume=True)
+    return resume_config(storage, name, given, endpoint_url)

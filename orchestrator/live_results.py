@@ -1,0 +1,90 @@
+"""Rows reach storage as trials finish: a Tune callback in the driver rewrites the experiment's tables.
+
+``LiveResults.on_trial_complete`` / ``on_trial_error`` rebuild every trial's row from Tune's live
+``Trial`` objects (finished ones with their record or error, the others ``incomplete``) and rewrite
+trials.parquet, pareto.parquet and points.parquet, each in one write (a local rename, one S3 put). A
+driver killed with SIGKILL therefore leaves a table with every trial finished so far; only the running
+trials' rows say ``incomplete``. ``run_experiment`` still writes the tables once more at the end (with
+the adaptive scan's final batch numbers and scan.parquet).
+
+A failed write here is logged and the run goes on (the next trial's write, or the final one, tries
+again): losing a progress snapshot must never stop the trials. The callback travels pickled with the
+Tuner (``Tuner.restore`` brings it back), so it holds only the storage's location; ``round_of`` (the
+adaptive scan's batch of a trial) is set by the driver for this run and never pickled.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from ray import tune
+
+from .storage import Storage
+from .trial_rows import TrialOutcome, result_rows, results_tables, write_tables
+
+log = logging.getLogger("hwnas.search")
+
+RUNNING = "not finished when this table was written"  # error_message of a live incomplete row
+
+
+def outcome_of(trial, errors: dict[tuple[str, int], BaseException]) -> TrialOutcome:
+    """A live Tune ``Trial`` as a ``TrialOutcome``; an errored trial's exception is read once from its
+    error file (cached in ``errors`` by trial id and failure count)."""
+    error = None
+    if trial.status == "ERROR":
+        key = (trial.trial_id, int(getattr(trial, "num_failures", 0)))
+        if key not in errors:
+            errors[key] = read_error(trial)
+        error = errors[key]
+    return TrialOutcome(trial.trial_id, dict(trial.last_result or {}), dict(trial.config or {}), error)
+
+
+def read_error(trial) -> BaseException:
+    try:
+        exc = trial.get_pickled_error()
+        if exc is not None:
+            return exc
+        text = trial.get_error()
+    except Exception as exc:  # noqa: BLE001 - an unreadable error file still makes a failed row
+        return RuntimeError(f"trial failed (its error file could not be read: {exc})")
+    last = [line for line in str(text or "").splitlines() if line.strip()]
+    return RuntimeError(last[-1] if last else "trial failed")
+
+
+class LiveResults(tune.Callback):
+    """Rewrites the experiment's tables after every finished trial (module docstring)."""
+
+    def __init__(self, storage: Storage, name: str) -> None:
+        self.storage = storage
+        self.name = name
+        self.round_of: Callable[[str], int | None] | None = None
+        self._errors: dict[tuple[str, int], BaseException] = {}
+        self.writes = 0
+
+    def __getstate__(self) -> dict:
+        return {"storage": self.storage, "name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["storage"], state["name"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.write(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.write(trials)
+
+    def rows(self, trials) -> list[dict[str, Any]]:
+        rows = result_rows(self.name, [outcome_of(t, self._errors) for t in trials], unfinished=RUNNING)
+        if self.round_of is not None:
+            for r in rows:
+                b = self.round_of(r["trial_id"])
+                r["round"] = 0 if b is None else b
+        return rows
+
+    def write(self, trials) -> None:
+        try:
+            write_tables(self.storage.child(self.name), *results_tables(self.rows(trials)))
+            self.writes += 1
+        except Exception as exc:  # noqa: BLE001 - never stop the trials over a progress snapshot
+            log.warning("could not update %s/trials.parquet (the final write tries again): %s",
+                        self.storage.uri_of(self.name), " ".join(str(exc).split()))
