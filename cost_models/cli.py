@@ -3,7 +3,7 @@ as one JSON object.
 
   hwnas cost --profile mobile-npu --op sep_conv_3x3 --shape 16,32,32
   hwnas cost --profile ./my-npu.toml --op factorized_reduce --shape 16,32,32 --stride 2 --c-out 32 --batch 8
-  hwnas cost --genotype trial.json --profile h100 --set eval_layers=8 cost_batch=16 --rows
+  hwnas cost --genotype trial.json --profile h100 --set deploy_layers=20 deploy_channels=36 cost_batch=16 --rows
   hwnas cost --list-profiles
 
 Imports neither Ray, torch nor the cost service: the model is computed in this process.
@@ -18,6 +18,7 @@ from typing import Any
 
 from searchspace.config import SearchConfig, parse_set
 from searchspace.genotype import Genotype
+from searchspace.layout import deploy_geometry
 from searchspace.ops import OPS
 
 from .network import derived_network_cost
@@ -32,12 +33,16 @@ write), compulsory_bytes (input + weights + output, each moved once), dram_trans
 dram_latencies (kernels + unprefetched tile waves), dram_time_us, dram_energy_uj, and the query.
 
 network mode (--genotype FILE): FILE is a genotype JSON {"cells": [...]} or a trial result JSON holding
-"genotype" and "config" (hwnas trial's output). The derived network (eval_layers x eval_channels, 0 = the
-search's; without a config: the search defaults, layers = the genotype's cells) is costed kernel by
-kernel: stem, preprocessing, edge operators, node sums, the cells' output concat, classifier. Re-cost it
-on another processor or size with --profile and --set KEY=VALUE (search config keys: layers, channels,
-eval_layers, eval_channels, cost_batch, profile, ...). --rows adds one row per kernel group (cell, role,
-op, shape, bytes, latencies, time, energy). Keys: the totals above plus layers, channels, batch, profile.
+"genotype" and "config" (hwnas trial's output). The deployed network is costed kernel by kernel (stem,
+preprocessing, edge operators, node sums, the cells' output concat, classifier): deploy_layers x
+deploy_channels at deploy_image_size, each 0 = the evaluation network's (eval_layers x eval_channels, 0 =
+the search's; without a config: the search defaults, layers = the genotype's cells); each searched cell
+stands for the deployed cells of its segment (normal cells after the reductions repeat the nearest
+searched normal cell), as the search's loss and trials.parquet count them. Re-cost it on another
+processor or size with --profile and --set KEY=VALUE (search config keys: deploy_layers, deploy_channels,
+deploy_image_size, cost_batch, profile, ...). --rows adds one row per kernel group (cell, role, op,
+shape, bytes, latencies, time, energy). Keys: the totals above plus profile, batch, and layers,
+channels, image_size of the costed (deployed) network.
 
 model: time = bytes / bandwidth + latencies x DRAM latency. A kernel's streams (inputs, weights, output)
 are in flight together, so the latency is paid once per kernel, plus once per further wave of a tiled
@@ -56,7 +61,8 @@ examples:
   hwnas cost --profile mobile-npu --op sep_conv_3x3 --shape 16,32,32
   hwnas cost --profile h100-eager --op factorized_reduce --shape 48,16,16 --stride 2 --c-out 96 --batch 64
   hwnas cost --profile eyeriss --op classifier --shape 256,8,8 --c-out 10
-  hwnas cost --genotype result.json --profile edge-gpu --set eval_layers=8 eval_channels=16 --rows
+  hwnas cost --genotype result.json --profile edge-gpu --set deploy_layers=20 deploy_channels=36 --rows
+  hwnas cost --genotype result.json --profile mobile-npu --set cost_batch=32 deploy_image_size=64
   hwnas cost --list-profiles
 """
 
@@ -80,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="output channels (default: C, as the searchable operators; e.g. 10 for the classifier)")
     parser.add_argument("--genotype", metavar="FILE", help="cost the network of a genotype or trial result JSON")
     parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", dest="set_items",
-                        help="network mode: search config overrides, e.g. layers=8 channels=16 cost_batch=4")
+                        help="network mode: search config overrides, e.g. deploy_layers=20 deploy_channels=36 "
+                        "cost_batch=4")
     parser.add_argument("--rows", action="store_true", help="network mode: add one row per kernel group")
     parser.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and their key numbers")
     parser.set_defaults(func=run)
@@ -143,8 +150,9 @@ def _network(args: argparse.Namespace) -> dict[str, Any]:
     profile = load_profile(config.profile)  # unknown profile: the error names the known ones
     net = derived_network_cost(genotype, config)
     out = net.to_dict(rows=args.rows)
-    out.update(profile_source=profile.source, layers=config.eval_layers or config.layers,
-               channels=config.eval_channels or config.channels, image_size=config.image_size, nodes=config.nodes)
+    geo = deploy_geometry(config)
+    out.update(profile_source=profile.source, layers=geo.layers, channels=geo.channels, image_size=geo.image_size,
+               nodes=config.nodes)
     return out
 
 

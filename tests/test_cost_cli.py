@@ -119,6 +119,31 @@ def test_trial_result_recosted_on_another_profile_and_size(capsys, tmp_path):
     assert rc == 0 and d["dram_bytes"] == derived_network_cost(genotype, config).dram_bytes
 
 
+def test_front_point_recosted_at_a_deployed_size(capsys, tmp_path):
+    """"What would this cell cost on X, at the size I ship?": a 3-cell fashion trial at DARTS's 20 x 36."""
+    from cost_models import derived_network_cost, edge_cost_table
+    from searchspace.config import SearchConfig, preset
+    from searchspace.genotype import Genotype
+
+    config = SearchConfig.from_dict(preset("fashion"))
+    path = _write(tmp_path, "trial.json", {"genotype": _genotype(3), "config": config.to_dict()})
+    genotype = Genotype.from_dict(_genotype(3))
+    rc, proxy, _ = _run(capsys, "--genotype", path, "--profile", "eyeriss")
+    assert rc == 0 and (proxy["layers"], proxy["channels"], proxy["image_size"]) == (3, 6, 32)
+    rc, d, _ = _run(capsys, "--genotype", path, "--profile", "eyeriss", "--rows", "--set", "deploy_channels=36",
+                    "deploy_layers=20", "deploy_image_size=64")
+    deployed = config.replace(profile="eyeriss", deploy_layers=20, deploy_channels=36, deploy_image_size=64)
+    want = derived_network_cost(genotype, deployed)
+    assert rc == 0 and (d["layers"], d["channels"], d["image_size"]) == (20, 36, 64)
+    assert d["dram_bytes"] == want.dram_bytes > 10 * proxy["dram_bytes"]
+    assert len({r["cell"] for r in d["rows"] if r["cell"] >= 0}) == 20
+    assert d["rows"][0]["role"] == "stem" and d["rows"][0]["h"] == 64
+    # the same number the search's loss table gives for this genotype
+    assert edge_cost_table(deployed).genotype_cost(genotype, config.nodes)[2] == d["dram_bytes"]
+    rc, _, err = _run(capsys, "--genotype", path, "--set", "deploy_layers=1")
+    assert rc == 2 and "deploy_layers=1" in err and err.count("\n") == 1
+
+
 def test_rows_one_per_kernel_group_summing_to_the_total(capsys, tmp_path):
     rc, d, _ = _run(capsys, "--genotype", _write(tmp_path, "g.json", _genotype()), "--profile", "h100-eager", "--rows")
     assert rc == 0
