@@ -4,6 +4,7 @@ as one JSON object.
   hwnas cost --profile mobile-npu --op sep_conv_3x3 --shape 16,32,32
   hwnas cost --profile ./my-npu.toml --op factorized_reduce --shape 16,32,32 --stride 2 --c-out 32 --batch 8
   hwnas cost --genotype trial.json --profile h100 --set deploy_layers=20 deploy_channels=36 cost_batch=16 --rows
+  hwnas cost --onnx model.onnx --profile mobile-npu --batch 8 --rows
   hwnas cost --list-profiles
 
 Imports neither Ray, torch nor the cost service: the model is computed in this process.
@@ -52,6 +53,12 @@ chip, written once into the cell's concat buffer); unfused ones (h100-eager) run
 node-sum add and every torch.cat as its own kernel. energy = read x read pJ/B + write x write pJ/B +
 static power x time.
 
+onnx mode (--onnx FILE --profile P [--batch N] [--rows]): any ONNX CNN graph (Conv incl. depthwise,
+dilated and strided, Relu/Clip, BatchNormalization, MaxPool, AveragePool, Add, Concat, Pad,
+GlobalAveragePool, Flatten, Gemm/MatMul) at batch N, grouped into kernels as the profile fuses
+(cost_models/onnx_graph.py). Keys: the totals above plus params, macs, kernel_groups. An unsupported
+op is an error naming it and its node. `hwnas export` writes such a file for a trained searched network.
+
 profiles: a built-in name (see --list-profiles) or the path of a TOML file with the same fields as
 cost_models/profiles/*.toml.
 
@@ -63,6 +70,7 @@ examples:
   hwnas cost --profile eyeriss --op classifier --shape 256,8,8 --c-out 10
   hwnas cost --genotype result.json --profile edge-gpu --set deploy_layers=20 deploy_channels=36 --rows
   hwnas cost --genotype result.json --profile mobile-npu --set cost_batch=32 deploy_image_size=64
+  hwnas cost --onnx run/model.onnx --profile h100 --batch 8
   hwnas cost --list-profiles
 """
 
@@ -85,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--c-out", type=int, default=None, dest="c_out",
                         help="output channels (default: C, as the searchable operators; e.g. 10 for the classifier)")
     parser.add_argument("--genotype", metavar="FILE", help="cost the network of a genotype or trial result JSON")
+    parser.add_argument("--onnx", metavar="FILE", help="cost every kernel of an ONNX CNN graph (needs --profile)")
     parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", dest="set_items",
                         help="network mode: search config overrides, e.g. deploy_layers=20 deploy_channels=36 "
                         "cost_batch=4")
@@ -156,6 +165,22 @@ def _network(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _onnx(args: argparse.Namespace) -> int:
+    from .onnx_graph import onnx_cost  # imports onnx: only this mode pays for it
+
+    extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out", "set_items")
+             if getattr(args, k) is not None]
+    if extra:
+        raise ValueError(f"--onnx costs a whole graph; {', '.join(extra)} do not apply to it")
+    if not args.profile:
+        raise ValueError("--onnx needs --profile NAME_OR_FILE (see --list-profiles)")
+    profile = load_profile(args.profile)
+    out = onnx_cost(args.onnx, profile, 1 if args.batch is None else args.batch).to_dict(rows=args.rows)
+    out.update(onnx=args.onnx, profile_source=profile.source)
+    print(json.dumps(out))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list_profiles:
         print(json.dumps({"profiles": [p.summary() for p in list_profiles()]}, indent=2))
@@ -165,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         log.debug("hwnas cost --genotype %s: %s", args.genotype, {k: v for k, v in out.items() if k != "rows"})
         print(json.dumps(out))
         return 0
+    if args.onnx:
+        return _onnx(args)
     if args.set_items or args.rows:
         raise ValueError("--set and --rows need --genotype FILE (network mode)")
     missing = [f"--{k.replace('_', '-')}" for k in ("profile", "op", "shape") if not getattr(args, k)]

@@ -204,6 +204,16 @@ def primitive_cost(profile: Profile | str, prim: Primitive, h: int, w: int, batc
     return _evaluate(profile, f"{prim.kind}", (prim,), prim.c_in, prim.c_out, h, w, prim.stride, batch)
 
 
+def primitives_cost(profile: Profile | str, name: str, prims: tuple[Primitive, ...], c_in: int, h: int, w: int,
+                    batch: int = 1) -> OpCost:
+    """The same model on any primitive list reading one (batch, c_in, h, w) input (``inputs`` -1): an
+    operator region of an imported graph (``cost_models.onnx_graph``). ``name`` labels the result."""
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile)
+    c_in, h, w, batch = (_check_int(n, v) for n, v in (("c_in", c_in), ("h", h), ("w", w), ("batch", batch)))
+    return _evaluate(profile, name, prims, c_in, prims[-1].c_out if prims else c_in, h, w, 1, batch)
+
+
 def _evaluate(profile: Profile, op: str, prims: tuple[Primitive, ...], c_in: int, c_out: int, h: int, w: int,
               stride: int, batch: int) -> OpCost:
     shapes, inputs = _shapes(prims, c_in, h, w)
