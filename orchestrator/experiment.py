@@ -178,7 +178,7 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     import ray
 
     from .cost_service import cost_service_name, start_cost_service
-    from .scan_metrics import SCAN_FILE, batch_scan_rows, grid_scan_table, scan_table
+    from .scan_metrics import batch_scan_rows, grid_scan_table, scan_table
     from .trainable import TrialOptions
     from .tuner import restore_tuner, trial_count, trial_resources
 
@@ -216,21 +216,33 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     else:
         table, front, points = results_tables(rows)
         scan = grid_scan_table(table, time.perf_counter() - t0)  # the grid is one batch: its hypervolume
-    unsaved = local_copy = None
-    try:
-        write_tables(exp_dir, table, front, points)
-        exp_dir.write_table(SCAN_FILE, scan)
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        unsaved = one_line(exc)
-        local_copy = save_locally(exp.name, fallback_dir, table, front, points, scan, SCAN_FILE)
-        log.error("could not write the results to %s (%s); a local copy is in %s", exp_dir.uri, unsaved, local_copy)
-    else:
+    unsaved, local_copy = save_results(exp_dir, exp.name, fallback_dir, table, front, points, scan)
+    if unsaved is None:
         try:
             write_record(storage, exp, started_utc=record_started, counts=dict(Counter(table.column("status").to_pylist())))
         except (OSError, ValueError) as exc:
             log.warning("could not update %s/experiment.json: %s", exp_dir.uri, one_line(exc))
     return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan,
                              cost_stats=cost_stats, unsaved=unsaved, local_copy=local_copy)
+
+
+def save_results(exp_dir: Storage, name: str, fallback_dir: str | None, table: pa.Table, front: pa.Table,
+                 points: pa.Table, scan: pa.Table) -> tuple[str | None, str | None]:
+    """The final write of every table to ``exp_dir``; if the storage refuses it (an OSError or Arrow error:
+    a bucket gone, a full disk, no permission), the tables go to a local folder instead.
+
+    Returns (None, None) when saved, else (why, the local copy's path)."""
+    from .scan_metrics import SCAN_FILE
+
+    try:
+        write_tables(exp_dir, table, front, points)
+        exp_dir.write_table(SCAN_FILE, scan)
+        return None, None
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        unsaved = one_line(exc)
+    local_copy = save_locally(name, fallback_dir, table, front, points, scan, SCAN_FILE)
+    log.error("could not write the results to %s (%s); a local copy is in %s", exp_dir.uri, unsaved, local_copy)
+    return unsaved, local_copy
 
 
 def save_locally(name: str, fallback_dir: str | None, table: pa.Table, front: pa.Table, points: pa.Table,

@@ -101,3 +101,57 @@ def test_cifar10_needs_a_folder(tmp_path):
         load_datasets(SearchConfig(dataset="cifar10"))
     with pytest.raises(FileNotFoundError, match="CIFAR-10 not found"):
         load_datasets(SearchConfig(dataset="cifar10", data_dir=str(tmp_path)))
+
+
+# ---------------------------------------------------------------------------------------------- --out, config
+TINY_TRIAL = dict(dataset="synthetic", train_size=64, val_size=32, test_size=32, batch_size=16, layers=3,
+                  channels=4, nodes=2, max_epochs=2, patience=2, warmup_epochs=0, eval_epochs=1,
+                  eval_batch_size=32, augment=False, lambda_time=0.5)
+
+
+def test_unwritable_out_fails_before_the_search(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker / "r.json", tmp_path):  # a parent that is a file; a folder
+        rc = cli.main(["trial", "--preset", "smoke", "--set", "dataset=synthetic", "--out", str(out)])
+        captured = capsys.readouterr()
+        assert rc == 2 and "--out" in captured.err and captured.err.count("\n") == 1
+        assert captured.out == ""  # nothing ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probe left nothing behind
+
+
+def test_config_column_round_trips_and_a_failed_write_prints_the_record(tmp_path, capsys):
+    """A trials.parquet row's `config` is a `hwnas trial --config` file that loads the row's exact config.
+    Its --out folder is replaced by a file while the search runs: the record is printed, exit 3."""
+    import threading
+    import time
+
+    from orchestrator.results import make_row
+
+    config = SearchConfig.from_dict(TINY_TRIAL)
+    row = make_row("exp", "t0", config.to_dict(), None, status="incomplete")
+    cfg_file = tmp_path / "trial.json"
+    cfg_file.write_text(row["config"])
+    assert trial_config("--config", str(cfg_file)) == config
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    ckpt = tmp_path / "t.ckpt"
+    blocked = {}
+
+    def block_out_dir():  # once the first epoch checkpoint exists, the search still has most of its work
+        deadline = time.monotonic() + 120
+        while not ckpt.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out_dir.rmdir()
+        out_dir.write_text("now a file")
+        blocked["done"] = ckpt.exists()
+
+    t = threading.Thread(target=block_out_dir, daemon=True)
+    t.start()
+    rc = cli.main(["trial", "--config", str(cfg_file), "--checkpoint", str(ckpt), "--out", str(out_dir / "r.json")])
+    t.join(5)
+    captured = capsys.readouterr()
+    assert blocked.get("done") and rc == 3
+    assert "cannot write --out" in captured.err and captured.err.count("\n") == 1
+    rec = json.loads(captured.out)  # the whole record, printed since it could not be written
+    assert rec["config"] == config.to_dict() and rec["genotype"]["cells"] and 0 <= rec["accuracy"] <= 1
