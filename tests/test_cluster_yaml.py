@@ -87,3 +87,72 @@ def test_setup_pins_hwnas_and_ray(prepared):
     assert ray_pin.split("==")[1] in setup and "ray[tune,default]==" in setup
     # every node type gets the same setup (the launcher merges setup_commands into both lists)
     assert prepared["head_setup_commands"][:len(prepared["setup_commands"])] == prepared["setup_commands"]
+
+
+# ---------------------------------------------------------------------------------------------- network, IAM, pins
+def test_no_ssh_open_to_the_world_by_default(raw):
+    """Every node type names the user's own security group (one anchor), so Ray never creates its default
+    group (which allows SSH from 0.0.0.0/0); the committed id is a placeholder, so nothing is open."""
+    groups = [t["node_config"].get("SecurityGroupIds") for t in raw["available_node_types"].values()]
+    assert all(groups) and all(g == groups[0] for g in groups) and groups[0] == ["sg-REPLACE-ME"]
+    text = CLUSTER_YAML.read_text()
+    assert "0.0.0.0/0" not in text.replace("allows SSH (22) from\n  # 0.0.0.0/0", "")
+    assert "IpPermissions" not in text  # no rules added to Ray's groups either
+    readme = (ROOT / "README.md").read_text()
+    assert "--port 22 --cidr" in readme and "sg-REPLACE-ME" in readme
+
+
+def _policy(name: str) -> dict:
+    import json
+
+    doc = json.loads((ROOT / name).read_text())
+    assert doc["Version"] == "2012-10-17" and doc["Statement"]
+    return doc
+
+
+def _listify(v) -> list:
+    return v if isinstance(v, list) else [v]
+
+
+def test_iam_policies_beside_the_yaml_are_least_privilege(raw):
+    names = {t["node_config"]["IamInstanceProfile"]["Name"] for t in raw["available_node_types"].values()}
+    assert names == {"hwnas-ray-head", "hwnas-ray-worker"}
+    text = CLUSTER_YAML.read_text()
+    for role in ("head", "worker"):
+        assert f"cluster-iam-{role}.json" in text
+        for st in _policy(f"cluster-iam-{role}.json")["Statement"]:
+            actions = _listify(st["Action"])
+            assert st["Effect"] == "Allow" and not any(a == "*" or a.endswith(":*") for a in actions), st
+            resources = _listify(st["Resource"])
+            if resources == ["*"]:  # only what AWS cannot scope to a resource: reads
+                assert all(a.startswith("ec2:Describe") for a in actions), st
+            for a in actions:
+                if a.startswith("s3:"):  # the results prefix, nothing else in the bucket or elsewhere
+                    if a == "s3:ListBucket":
+                        assert resources == ["arn:aws:s3:::BUCKET"]
+                        assert st["Condition"]["StringLike"]["s3:prefix"] == ["PREFIX", "PREFIX/*"]
+                    else:
+                        assert resources == ["arn:aws:s3:::BUCKET/PREFIX/*"], st
+                if a in ("ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances"):
+                    # only this cluster's instances (Ray tags every node with its cluster name)
+                    assert st["Condition"]["StringEquals"]["ec2:ResourceTag/ray-cluster-name"] == raw["cluster_name"]
+                if a == "iam:PassRole":
+                    assert resources == ["arn:aws:iam::ACCOUNT_ID:role/hwnas-ray-worker"]
+    worker = [a for st in _policy("cluster-iam-worker.json")["Statement"] for a in _listify(st["Action"])]
+    assert all(a.startswith("s3:") for a in worker)  # workers touch only the results
+    launch = [st for st in _policy("cluster-iam-head.json")["Statement"]
+              if "ec2:RunInstances" in _listify(st["Action"]) and any(":instance/" in r for r in _listify(st["Resource"]))]
+    assert launch and all(st["Condition"]["StringEquals"]["aws:RequestTag/ray-cluster-name"] == raw["cluster_name"]
+                          for st in launch)
+    trust = _policy("cluster-iam-trust.json")["Statement"][0]
+    assert trust["Principal"] == {"Service": "ec2.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+
+
+def test_cluster_installs_the_torch_local_setup_pins(prepared):
+    setup_sh = (ROOT / "scripts" / "setup.sh").read_text()
+    pins = dict(re.findall(r"\b(torch|torchvision)==([0-9][0-9.]*)", setup_sh))
+    assert set(pins) == {"torch", "torchvision"}
+    setup = " ".join(prepared["setup_commands"])
+    for name, version in pins.items():
+        assert f'"{name}=={version}"' in setup, name
+    assert not re.search(r"torch(vision)?\s*>=", setup)
