@@ -4,7 +4,9 @@
   hwnas cost    DRAM cost of one operator on a profile         (cost_models.cli)
   hwnas search  a Ray Tune experiment over seeds x lambdas     (orchestrator.search_cmd)
   hwnas pareto  read, print and plot an experiment's front     (orchestrator.pareto_cmd)
-  hwnas submit  hwnas search as a Ray job on a cluster         (orchestrator.submit_cmd)
+  hwnas submit  hwnas search (or train) as a Ray job           (orchestrator.submit_cmd)
+  hwnas train   a front's point trained at full size           (orchestrator.train_cmd)
+  hwnas export  a trained network to ONNX, onnxruntime-checked (orchestrator.export_cmd)
 
 Errors are one line on stderr, never a traceback (``-v`` logs it): bad input (a ``ValueError``, a missing
 or unreadable file, an unreachable address) exits 2; any other ``OSError`` or Arrow error (a write that
@@ -24,6 +26,8 @@ _COMMANDS = {
     "search": "orchestrator.search_cmd",
     "pareto": "orchestrator.pareto_cmd",
     "submit": "orchestrator.submit_cmd",
+    "train": "orchestrator.train_cmd",
+    "export": "orchestrator.export_cmd",
 }
 
 
