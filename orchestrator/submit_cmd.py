@@ -49,6 +49,8 @@ def register(subparsers) -> None:
                    help="uploaded as the job's working directory (default: .; .gitignore'd files are left out)")
     p.add_argument("--job-id", metavar="ID", help="submission id (default: Ray picks one)")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    p.add_argument("--gpus", type=float, default=0, help="GPUs for the job's driver (`-- train ...` on a GPU "
+                   "worker: --gpus 1; default 0)")
     p.add_argument("search_args", nargs=argparse.REMAINDER, metavar="-- SEARCH_ARGS",
                    help="arguments of `hwnas search` on the cluster")
     p.set_defaults(func=main)
@@ -66,9 +68,10 @@ def entrypoint(search_args: list[str], verbose: bool = False) -> str:
     args = list(search_args)
     if args[:1] == ["--"]:
         args = args[1:]
-    if args[:1] == ["search"]:  # `hwnas submit -- search ...` means the same
-        args = args[1:]
-    return shlex.join(["hwnas", *(["-v"] if verbose else []), "search", *args])
+    command = "search"
+    if args[:1] in (["search"], ["train"]):  # `hwnas submit -- search ...` means the same; `-- train ...` trains
+        command, args = args[0], args[1:]
+    return shlex.join(["hwnas", *(["-v"] if verbose else []), command, *args])
 
 
 def runtime_env(working_dir: str) -> dict:
@@ -122,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
     command = entrypoint(args.search_args, verbose=bool(args.verbose))
     client = _client(address)
     job_id = client.submit_job(entrypoint=command, runtime_env=runtime_env(args.working_dir),
-                               submission_id=args.job_id)
+                               submission_id=args.job_id, entrypoint_num_gpus=args.gpus or None)
     log.info("submitted %s to %s: %s", job_id, address, command)
     print(job_id, flush=True)
     if args.no_wait:

@@ -1,0 +1,127 @@
+"""hwnas cost --onnx: the DRAM model on ONNX graphs (cost_models.onnx_graph). hwnas's own export costs
+exactly what network_cost says on every fused profile; unsupported ops name the op and the node."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn as nn
+from onnx import TensorProto, helper, numpy_helper
+
+from cost_models.network import network_cost
+from cost_models.onnx_graph import onnx_cost
+from cost_models.profile import CostQueryError, list_profiles
+from cost_models.traffic import primitive_cost
+from orchestrator.cli import main as hwnas
+from orchestrator.export_cmd import export_onnx
+from searchspace.config import SearchConfig
+from searchspace.genotype import Genotype
+from searchspace.ops import Primitive
+from trainables.cells import Network, derived_edge_spec
+
+# every cell input feeds two or more edges (see README: a single reader fuses with the preprocessing)
+EDGES = [["sep_conv_3x3", 0, 2], ["skip_connect", 1, 2], ["max_pool_3x3", 0, 3], ["dil_conv_3x3", 1, 3],
+         ["avg_pool_3x3", 0, 4], ["sep_conv_5x5", 2, 4], ["skip_connect", 1, 5], ["dil_conv_5x5", 3, 5]]
+GENOTYPE = Genotype.from_dict({"cells": [{"reduction": r, "edges": EDGES} for r in (False, True, True)]})
+CONFIG = SearchConfig.from_dict({"dataset": "synthetic", "layers": 3, "channels": 4})
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    net = Network(derived_edge_spec(GENOTYPE, 4), layers=3, channels=4, nodes=4, in_channels=1, image_size=16,
+                  num_classes=10).eval()
+    path = tmp_path_factory.mktemp("onnx") / "net.onnx"
+    export_onnx(net, torch.randn(2, 1, 16, 16), path)
+    return path
+
+
+@pytest.mark.parametrize("profile", [p.name for p in list_profiles() if p.fused])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_own_export_equals_network_cost(exported, profile, batch):
+    want = network_cost(GENOTYPE, CONFIG.replace(profile=profile, cost_batch=batch))
+    got = onnx_cost(exported, profile, batch)
+    for key in ("dram_read_bytes", "dram_write_bytes", "dram_bytes", "compulsory_bytes", "dram_latencies"):
+        assert getattr(got, key) == getattr(want, key), key
+    assert got.dram_time_us == pytest.approx(want.dram_time_us, rel=1e-12)
+    assert got.dram_energy_uj == pytest.approx(want.dram_energy_uj, rel=1e-12)
+
+
+def test_unfused_differs_only_by_the_relus_the_exporter_shares(exported):
+    """The TorchScript exporter merges equal ReLU(x) of edges reading one tensor (CSE); eager PyTorch, which
+    network_cost describes, runs each. The difference is exactly those ReLU kernels."""
+    model = onnx.load(str(exported))
+    readers = {}  # tensor -> the operators (module scopes: /cells.i/edges.e or /cells.i/preprocessK) reading it
+    for n in model.graph.node:
+        for t in n.input:
+            readers.setdefault(t, set()).add("/".join(n.name.split("/")[:3]))
+    readers = {t: len(scopes) for t, scopes in readers.items()}
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in
+              onnx.shape_inference.infer_shapes(model).graph.value_info}
+    saved_bytes = saved_latencies = 0
+    for n in model.graph.node:
+        if n.op_type == "Relu" and readers[n.output[0]] > 1:
+            _, c, h, w = shapes[n.output[0]]
+            relu = primitive_cost("h100-eager", Primitive("relu", c, c), h, w, 1)
+            saved_bytes += (readers[n.output[0]] - 1) * relu.dram_bytes
+            saved_latencies += (readers[n.output[0]] - 1) * relu.dram_latencies
+    assert saved_latencies > 0
+    want = network_cost(GENOTYPE, CONFIG.replace(profile="h100-eager"))
+    got = onnx_cost(exported, "h100-eager", 1)
+    assert got.dram_bytes + saved_bytes == want.dram_bytes
+    assert got.dram_latencies + saved_latencies == want.dram_latencies
+
+
+def _conv_graph(path, pad_node: bool):
+    """x (N, 8, 32, 32) -> [Pad 1] -> Conv 3x3/2 (pads 0 after a Pad, else 1) -> Relu -> depthwise 3x3."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = [numpy_helper.from_array(np.zeros((16, 8, 3, 3), np.float32), "w1"),
+             numpy_helper.from_array(np.zeros((16, 1, 3, 3), np.float32), "w2"),
+             numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")]
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["xp"], name="pad")] if pad_node else []
+    nodes += [helper.make_node("Conv", ["xp" if pad_node else "x", "w1"], ["a"], name="conv", strides=[2, 2],
+                               pads=[0] * 4 if pad_node else [1] * 4, kernel_shape=[3, 3]),
+              helper.make_node("Relu", ["a"], ["b"], name="relu"),
+              helper.make_node("Conv", ["b", "w2"], ["y"], name="dw", group=16, pads=[1] * 4, kernel_shape=[3, 3])]
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_pad_node_costs_as_conv_padding(tmp_path):
+    costs = {}
+    for pad in (True, False):
+        _conv_graph(tmp_path / f"{pad}.onnx", pad)
+        costs[pad] = {p: onnx_cost(tmp_path / f"{pad}.onnx", p, 2) for p in ("mobile-npu", "h100-eager")}
+    fused, plain = costs[True]["mobile-npu"], costs[False]["mobile-npu"]
+    assert fused.dram_bytes == plain.dram_bytes and fused.macs == plain.macs == 2 * (16 * 72 * 256 + 16 * 9 * 256)
+    assert fused.dram_latencies == 1  # Pad, conv, ReLU, depthwise conv: one fused kernel
+    assert costs[True]["h100-eager"].dram_latencies == costs[False]["h100-eager"].dram_latencies + 1  # the copy
+
+
+def _graph(op_type, name, path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])
+    node = helper.make_node(op_type, ["x"], ["y"], name=name)
+    onnx.save(helper.make_model(helper.make_graph([node], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)]),
+              str(path))
+
+
+def test_unsupported_op_names_op_and_node(tmp_path, capsys):
+    _graph("Softmax", "head/softmax_7", tmp_path / "s.onnx")
+    with pytest.raises(CostQueryError, match=r"unsupported ONNX op 'Softmax' at node 'head/softmax_7'"):
+        onnx_cost(tmp_path / "s.onnx", "mobile-npu")
+    assert hwnas(["cost", "--onnx", str(tmp_path / "s.onnx"), "--profile", "mobile-npu"]) == 2
+    assert "unsupported ONNX op 'Softmax' at node 'head/softmax_7'" in capsys.readouterr().err
+
+
+def test_cli_bad_input(tmp_path, capsys, exported):
+    (tmp_path / "junk.onnx").write_text("not a model")
+    assert hwnas(["cost", "--onnx", str(tmp_path / "junk.onnx"), "--profile", "mobile-npu"]) == 2
+    assert "not an ONNX model" in capsys.readouterr().err
+    assert hwnas(["cost", "--onnx", str(exported)]) == 2
+    assert "--onnx needs --profile" in capsys.readouterr().err
+    assert hwnas(["cost", "--onnx", str(exported), "--profile", "mobile-npu", "--op", "skip_connect"]) == 2
+    assert hwnas(["cost", "--onnx", str(exported), "--profile", "edge-gpu", "--batch", "3", "--rows"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch"] == 3 and out["kernel_groups"] == len(out["rows"]) and out["macs"] > 0
