@@ -2,11 +2,15 @@
 
 (a) a trial's worker process SIGKILLed mid-stage resumes from its checkpoint; its final record equals an
     uninterrupted run_search of the same config (CPU, one thread, same seed);
-(b) the experiment's cost actor SIGKILLed mid-experiment is restarted by Ray, the costs unchanged;
-(c) the driver (`hwnas search` in a subprocess) gets SIGINT after one trial finished; `hwnas search
-    --resume NAME` finishes the rest without redoing the finished trial;
-(d) the worker node running a trial is removed: the trial runs again on the other node;
-(e) an adaptive scan's driver gets SIGINT after one trial; `--resume` (Tuner.restore) runs exactly the rest.
+(b) the experiment's cost actor SIGKILLed while a trial's query is in flight is restarted by Ray, the call
+    re-sent, and the trial completes without being retried, the costs unchanged;
+(c) the driver (`hwnas search` in a subprocess) gets SIGINT after one trial finished (exit 1: a trial is
+    incomplete); `hwnas search --resume NAME` with only the storage finishes the rest from experiment.json
+    without redoing the finished trial;
+(d) the worker node running a trial is removed: the trial resumes from its checkpoint on the other node
+    and ends equal to an uninterrupted run;
+(e) an adaptive scan's driver gets SIGINT after one trial; `--resume` (Tuner.restore) runs exactly the rest;
+(f) the driver is SIGKILLed after one trial finished: trials.parquet already holds that trial, completed.
 In every case trials.parquet has every trial, completed. Run inside shared/tools/loopback-only.
 """
 from __future__ import annotations
@@ -98,7 +102,12 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
     final = final_results(tmp_path, "a")[row["trial_id"]]
     assert final["resumed"] is True and final["worker_pid"] != killed["pid"]
 
-    # the same config, uninterrupted, in this process (one thread, as Ray gives a 1-CPU trial)
+    assert_equals_uninterrupted(row)
+
+
+def assert_equals_uninterrupted(row: dict) -> None:
+    """The row's record equals the same config run uninterrupted in this process (one thread, as Ray
+    gives a 1-CPU trial)."""
     import torch
 
     from cost_models import derived_network_cost, edge_cost_table
@@ -116,29 +125,45 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
         assert got == ref[key], key
 
 
-def test_b_cost_service_restarts_with_same_costs(cluster, tmp_path, capsys):
+def test_b_cost_service_killed_mid_call_trial_completes_without_retry(cluster, tmp_path, capsys):
+    """The cost actor marks each call in flight (probe_dir) and holds it while probe/hold exists: the test
+    SIGKILLs it exactly then, releases the hold, and Ray's restarted actor answers the re-sent call."""
+    from orchestrator.experiment import run_experiment
+    from orchestrator.experiment_config import load_experiment_config
+
     c, _ = cluster
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "hold").write_text("")
     killed: dict = {}
 
-    def kill_cost_service_mid_trial():
-        wait_until(lambda: first_checkpoint(tmp_path / "b"), 120, "the trial's first checkpoint")
-        (actor,) = cost_actors("b")  # the experiment's own actor, created by its driver
-        killed["pid"] = actor["Pid"]
-        os.kill(actor["Pid"], signal.SIGKILL)
+    def kill_cost_service_in_call():
+        marker = wait_until(lambda: next(iter(probe.glob("query-*")), None), 120, "a cost query in flight")
+        pid = int(marker.name.split("-")[1])
+        (actor,) = cost_actors("b")
+        assert actor["Pid"] == pid  # the experiment's own actor holds the call
+        killed.update(pid=pid, marker=marker.name)
+        os.kill(pid, signal.SIGKILL)
+        (probe / "hold").unlink()  # the restarted actor answers at once
 
-    killer = in_background(kill_cost_service_mid_trial)
-    summary = run(c, tmp_path, "b", "lambda_time=[1]", "lambda_energy=[1]")
+    killer = in_background(kill_cost_service_in_call)
+    exp = load_experiment_config(preset="smoke", storage=str(tmp_path), name="b",
+                                 sets=[*TINY, "lambda_time=[1]", "lambda_energy=[1]", "max_failures=0"])
+    summary = run_experiment(exp, address=c.address, cost_probe_dir=str(probe))
     killer.join(5)
     assert killer.error is None and killed
     capsys.readouterr()
+    assert (probe / killed["marker"]).exists()  # the killed process never answered that call
     stats = summary.cost_stats
-    assert stats["pid"] != killed["pid"] and stats["calls"] >= 1  # a new process, and it answered the trial
+    assert stats["pid"] != killed["pid"] and stats["calls"] >= 1  # a new process answered the trial
     (row,) = trial_rows(tmp_path, "b")
-    assert row["status"] == "completed"
+    assert row["status"] == "completed"  # with max_failures=0: the trial itself never failed
+    final = final_results(tmp_path, "b")[row["trial_id"]]
+    assert final["resumed"] is False  # one run of the trial, not a retry from a checkpoint
     # the costs the trial got from the restarted service are those of the in-process model
     from cost_models.network import network_cost
-    from searchspace.layout import expand_genotype
     from searchspace.genotype import Genotype
+    from searchspace.layout import expand_genotype
 
     cfg = search_config(row)
     local = network_cost(expand_genotype(Genotype.from_dict(json.loads(row["genotype"])), cfg.layers), cfg, None,
@@ -166,9 +191,10 @@ def test_c_sigint_driver_then_resume(cluster, tmp_path):
     first = {r["trial_id"]: r for r in trial_rows(tmp_path, "c")}
     done = {k: r for k, r in first.items() if r["status"] == "completed"}
     assert len(first) == 2 and len(done) == 1, out[-3000:]
+    assert driver.returncode == 1, out[-3000:]  # a trial is incomplete: not a success
 
-    assert cli_main(["search", "--preset", "smoke", "--storage", str(tmp_path), "--resume", "c",
-                     "--address", c.address, "--set", *TINY, "lambda_time=[0,1]", "max_concurrent_trials=1"]) == 0
+    # only the storage and the name: the rest comes from <storage>/c/experiment.json
+    assert cli_main(["search", "--storage", str(tmp_path), "--resume", "c", "--address", c.address]) == 0
     after = {r["trial_id"]: r for r in trial_rows(tmp_path, "c")}
     assert set(after) == set(first) and {r["status"] for r in after.values()} == {"completed"}
     for trial_id, row in done.items():  # not redone: the very same record (its own wall time included);
@@ -204,7 +230,9 @@ def test_d_removed_node_trial_runs_elsewhere(cluster, tmp_path, capsys):
     (row,) = trial_rows(tmp_path, "d")
     assert row["status"] == "completed"
     final = final_results(tmp_path, "d")[row["trial_id"]]
-    assert final["node_id"] != removed["node_id"]  # ran again elsewhere (from its checkpoint when Tune had one)
+    assert final["node_id"] != removed["node_id"]  # ran again elsewhere,
+    assert final["resumed"] is True  # from its checkpoint (the second was registered before the removal),
+    assert_equals_uninterrupted(row)  # and ends as an uninterrupted run does
 
 
 def test_e_adaptive_scan_interrupted_then_restored(cluster, tmp_path):
@@ -239,3 +267,27 @@ def test_e_adaptive_scan_interrupted_then_restored(cluster, tmp_path):
     scan = pq.read_table(tmp_path / "e" / "scan.parquet").to_pylist()
     assert [r["round"] for r in scan] == [0, 1, 2] and [r["trials"] for r in scan] == [2, 3, 4]
     assert scan[-1]["stop_reason"] == "budget"
+
+
+def test_f_sigkilled_driver_leaves_the_finished_trials_rows(cluster, tmp_path):
+    """Rows reach storage as trials finish (orchestrator/live_results.py): a driver killed with SIGKILL
+    (no chance to write anything at the end) leaves trials.parquet with the finished trial completed."""
+    c, _ = cluster
+    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+           "--name", "f", "--address", c.address, "--set", *TINY, "lambda_time=[0,1]", "max_concurrent_trials=1"]
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    table = tmp_path / "f" / "trials.parquet"
+    try:
+        wait_until(lambda: driver.poll() is not None or table.exists(), 180, "the first trial's row")
+        assert driver.poll() is None, driver.stdout.read()
+        driver.send_signal(signal.SIGKILL)
+        out, _ = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    rows = trial_rows(tmp_path, "f")
+    assert len(rows) == 2, out[-3000:]
+    assert sorted(r["status"] for r in rows) == ["completed", "incomplete"]
+    done = next(r for r in rows if r["status"] == "completed")
+    assert done["accuracy"] is not None and json.loads(done["genotype"])["cells"]
+    assert (tmp_path / "f" / "experiment.json").exists()

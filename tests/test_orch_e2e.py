@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator import cli
 from orchestrator.results import SCHEMA
+from orchestrator.trial_cmd import load_search_config
 from searchspace.config import SearchConfig
 
 ray = pytest.importorskip("ray")
@@ -54,6 +55,19 @@ def test_smoke_local_and_s3_same_front(ray_local, tmp_path, s3_env, s3_bucket, c
         assert json.loads(row["genotype"])["cells"] and row["stage1_epochs"] >= 1
         config = json.loads(row["config"])  # exactly the trial's SearchConfig, no orchestrator options
         assert config == SearchConfig.from_dict(config).to_dict() and config["lambda_time"] == row["lambda_time"]
+        # ... and a file `hwnas trial --config` takes as it is
+        cfg_file = tmp_path / f"{row['trial_id']}.json"
+        cfg_file.write_text(row["config"])
+        args = cli.build_parser().parse_args(["trial", "--config", str(cfg_file)])
+        assert load_search_config(args.config, args.preset, args.sets).to_dict() == config
+    # the experiment's config is kept beside its results
+    record = json.loads((local / "smoke" / "experiment.json").read_text())
+    assert record["config"]["name"] == "smoke" and record["counts"] == {"completed": 2} and record["finished_utc"]
+    # running the same name again is refused before anything runs, and changes nothing
+    before = (local / "smoke" / "trials.parquet").read_bytes()
+    assert cli.main(["search", "--preset", "smoke", "--storage", str(local), *EXTRA]) == 2
+    assert "already has results" in capfd.readouterr().err
+    assert (local / "smoke" / "trials.parquet").read_bytes() == before
     # Tune's state and the trials' checkpoints live beside the results
     names = os.listdir(local / "smoke")
     assert any(n.startswith("experiment_state") for n in names)
