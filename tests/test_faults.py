@@ -286,8 +286,10 @@ def test_f_sigkilled_driver_leaves_the_finished_trials_rows(cluster, tmp_path):
         if driver.poll() is None:
             driver.kill()
     rows = trial_rows(tmp_path, "f")
-    assert len(rows) == 2, out[-3000:]
-    assert sorted(r["status"] for r in rows) == ["completed", "incomplete"]
-    done = next(r for r in rows if r["status"] == "completed")
-    assert done["accuracy"] is not None and json.loads(done["genotype"])["cells"]
-    assert (tmp_path / "f" / "experiment.json").exists()
+    # one trial at a time: Tune creates the second only when the first is done, so the table written
+    # when the first finished holds it (a trial running then would be a row marked incomplete)
+    assert rows and {r["status"] for r in rows} <= {"completed", "incomplete"}, out[-3000:]
+    done = [r for r in rows if r["status"] == "completed"]
+    assert len(done) == 1 and done[0]["accuracy"] is not None and json.loads(done[0]["genotype"])["cells"]
+    record = json.loads((tmp_path / "f" / "experiment.json").read_text())
+    assert record["finished_utc"] is None  # the driver never reached its final write: the live writer did it
