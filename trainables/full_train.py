@@ -164,8 +164,9 @@ def train_full(search: SearchConfig, train: TrainConfig, genotype: Genotype, *, 
             raise ValueError(f"{checkpoint}: not an hwnas train checkpoint (format {state.get('format')!r})")
         same = {k: state["identity"][k] for k in ("genotype", "nodes", "stem_multiplier")} == \
             {k: identity[k] for k in ("genotype", "nodes", "stem_multiplier")}
-        old = {k: v for k, v in state["identity"]["train"].items() if k != "epochs"}
-        if not same or old != {k: v for k, v in train.to_dict().items() if k != "epochs"}:
+        free = ("epochs", "profile", "cost_batch", "device")  # may change between runs: training is the same
+        old = {k: v for k, v in state["identity"]["train"].items() if k not in free}
+        if not same or old != {k: v for k, v in train.to_dict().items() if k not in free}:
             raise ValueError(f"{checkpoint} belongs to another genotype or train config; use another --out or "
                              f"delete it to start again")
         net.load_state_dict(state["model"])
