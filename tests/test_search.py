@@ -150,16 +150,17 @@ def test_nan_loss_stops_naming_stage_and_epoch():
 
 
 def test_skip_cap_applied_at_derivation():
-    """Even edges hold only skip_connect, odd edges two convs; skips are the strongest edges. Nodes 2 and
-    3 cannot get two inputs without one skip each, so a cap of 2 leaves exactly those two."""
+    """Even edges hold only skip_connect, odd edges two convs; skips are the strongest edges (ranked by the
+    stage-1 rule). Without stage-1 alternatives nodes 2 and 3 cannot get two inputs without one skip each,
+    so a cap of 2 leaves exactly those two."""
     space = make_space([[("skip_connect",) if e % 2 == 0 else ("sep_conv_3x3", "sep_conv_5x5") for e in range(14)]],
                        (False,), 4, share=False)
     weights = np.zeros((1, 14, 2))
     weights[..., 0] = 1.0
     strength = np.linspace(1.0, 0.5, 14)[None].copy()
     strength[0, ::2] += 1.0
-    uncapped = derive_genotype(space, weights, strength, max_skip_per_cell=-1)
-    capped = derive_genotype(space, weights, strength, max_skip_per_cell=2)
+    uncapped = derive_genotype(space, weights, strength, max_skip_per_cell=-1, rank="stage1")
+    capped = derive_genotype(space, weights, strength, max_skip_per_cell=2, rank="stage1")
     assert uncapped.cells[0].skip_count() == 7
     assert capped.cells[0].skip_count() == 2
     assert sorted(d for _, _, d in capped.cells[0].edges) == [2, 2, 3, 3, 4, 4, 5, 5]

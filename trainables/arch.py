@@ -7,12 +7,17 @@ mixing weights come out of one softmax call.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from searchspace.genotype import CellGenotype, Genotype, cell_edges
+from searchspace.groups import Groups
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,43 +86,105 @@ def argmax_names(space: ArchSpace, alpha: torch.Tensor) -> list[list[str]]:
     return [[space.candidates[s][e][k] for e, k in enumerate(row)] for s, row in enumerate(a)]
 
 
-def derive_genotype(space: ArchSpace, op_weight: np.ndarray, edge_strength: np.ndarray, max_skip_per_cell: int) -> Genotype:
+RANKS = ("both", "stage1")  # config.derive_rank
+Option = tuple[float, float, str]  # (edge score, tie-break: the operator's own weight, operator name)
+
+
+def derive_genotype(space: ArchSpace, op_weight: np.ndarray, edge_strength: np.ndarray, max_skip_per_cell: int, *,
+                    alternatives: Sequence[Sequence[Sequence[tuple[str, float]]]] | None = None,
+                    rank: str = "both") -> Genotype:
     """Per node the two strongest incoming edges, per edge the strongest operator (seed 1, step 5).
 
-    ``op_weight`` (n_sets, E, K): stage-2 mixing weights (which operator within the winning group);
-    ``edge_strength`` (n_sets, E): how strongly stage 1 chose the edge's group (comparable across edges,
-    unlike stage-2 weights, which are 1.0 on every single-operator group). A cap on skip_connects per
-    cell (-1: none) drops the weakest skip edges and takes the node's next-best edge instead (P-DARTS).
+    ``space``: the stage-2 space (each edge's winning-group operators); ``op_weight`` (n_sets, E, K):
+    stage-2 mixing weights; ``edge_strength`` (n_sets, E): the stage-1 weight of the edge's winning group.
+
+    The rule (``rank``): an edge whose winning group g (K operators) put weight p on operator o scores
+    ``s1[g] * K * p`` with ``"both"`` (stage-1 group weight x stage-2 operator weight relative to
+    uniform, so a one-operator group such as skip is not favoured for having no sibling to share its weight
+    with, and a one-group spec, where every s1 is 1.0, still ranks edges by what stage 2 learned), or
+    ``s1[g]`` with ``"stage1"`` (the rule before issue 16). Each node keeps its two best-scoring edges.
+
+    The cap: while a cell holds more than ``max_skip_per_cell`` skip_connects (-1: no cap), the weakest
+    chosen skip edge is barred from skip and takes its next option: another operator of its own group,
+    or ``alternatives[s][e]`` = the other stage-1 groups as (their operator, stage-1 weight), scoring their
+    weight; then the nodes choose again. A barred edge with no other operator is used only when its node has
+    no other way to two inputs; only then can a cell stay over the cap (logged), and only without
+    ``alternatives`` or with a spec whose only group is skip.
     """
+    if rank not in RANKS:
+        raise ValueError(f"derive rank {rank!r}: expected one of {', '.join(RANKS)}")
     edges = cell_edges(space.nodes)
     cells = []
     for cell, s in enumerate(space.set_of_cell):
-        banned: set[int] = set()
+        options = [_options(space.candidates[s][e], op_weight[s][e], float(edge_strength[s][e]),
+                            alternatives[s][e] if alternatives is not None else (), rank)
+                   for e in range(len(edges))]
+        banned: set[int] = set()  # edges barred from skip_connect
         while True:
-            chosen = _choose(space.candidates[s], op_weight[s], edge_strength[s], edges, banned)
-            skips = [(edge_strength[s][e], e) for e, op in chosen if op == "skip_connect"]
+            chosen = _choose(options, edges, banned)  # [(edge, option)]
+            skips = [(opt[0], e) for e, opt in chosen if opt[2] == "skip_connect"]
+            if max_skip_per_cell < 0 or len(skips) <= max_skip_per_cell:
+                break
             bannable = [x for x in skips if x[1] not in banned]
-            if max_skip_per_cell < 0 or len(skips) <= max_skip_per_cell or not bannable:
-                break  # within the cap, or every remaining skip is a node's only way to two inputs
+            if not bannable:  # every skip left is a node's only way to two inputs
+                log.warning("cell %d: %d skip_connects over the cap %d: their nodes have no other operator", cell,
+                            len(skips), max_skip_per_cell)
+                break
             banned.add(min(bannable)[1])
-        picked = [(op, edges[e][0], edges[e][1]) for e, op in sorted(chosen)]
+        picked = [(opt[2], edges[e][0], edges[e][1]) for e, opt in sorted(chosen)]
         cells.append(CellGenotype(space.reduction_of_cell[cell], tuple(picked)))
     return Genotype(tuple(cells))
 
 
-def _choose(cands, weights, strength, edges, banned: set[int]) -> list[tuple[int, str]]:
+def _options(cands: tuple[str, ...], weights, strength: float, others, rank: str) -> list[Option]:
+    """An edge's operators, best first: its winning group's (scored by the rule), then the other groups'."""
+    k = len(cands)
+    opts = [(strength * (k * float(weights[i]) if rank == "both" else 1.0), float(weights[i]), op)
+            for i, op in enumerate(cands)]
+    opts += [(float(w), 0.0, op) for op, w in others if op not in cands]
+    return sorted(opts, key=lambda o: (-o[0], -o[1]))
+
+
+def _choose(options: list[list[Option]], edges, banned: set[int]) -> list[tuple[int, Option]]:
     chosen = []
     for dst in sorted({d for _, d in edges}):
-        incoming = [e for e, (_s, d) in enumerate(edges) if d == dst]
         scored = []
-        for e in incoming:
-            order = sorted(range(len(cands[e])), key=lambda k: -weights[e][k])
-            ops = [cands[e][k] for k in order if not (e in banned and cands[e][k] == "skip_connect")]
-            if ops:
-                scored.append((e in banned and cands[e] == ("skip_connect",), -strength[e], e, ops[0]))
-        # a banned skip-only edge is used only if the node has no other way to get two inputs
-        pool = [x for x in scored] + [(True, -strength[e], e, "skip_connect") for e in incoming
-                                      if e in banned and all(e != x[2] for x in scored)]
-        pool.sort()
-        chosen.extend((e, op) for _b, _s, e, op in pool[:2])
+        for e, (_src, d) in enumerate(edges):
+            if d != dst:
+                continue
+            usable = [o for o in options[e] if not (e in banned and o[2] == "skip_connect")]
+            if usable:
+                scored.append((-usable[0][0], e, usable[0]))
+        scored.sort(key=lambda x: (x[0], x[1]))
+        if len(scored) < 2:  # a barred skip-only edge is used only if the node has no other way to two inputs
+            forced = sorted((-options[e][0][0], e, options[e][0]) for e, (_s, d) in enumerate(edges)
+                            if d == dst and e in banned and all(e != x[1] for x in scored) and options[e])
+            scored += forced[:2 - len(scored)]
+        chosen.extend((e, opt) for _s, e, opt in scored[:2])
     return chosen
+
+
+def stage1_alternatives(stage1: ArchSpace, stage1_weight: np.ndarray, groups: Groups, stage2: ArchSpace,
+                        op_weight: np.ndarray) -> list[list[list[tuple[str, float]]]]:
+    """[set][edge] -> every stage-1 group but the edge's winner as (operator, stage-1 weight), strongest first.
+
+    ``stage1_weight`` (n_sets, E, K1): stage-1 mixing weights over ``stage1``'s representatives. A group's
+    operator is the one stage 2 weighted highest on average over the set's edges where that group won
+    (stage 2 never saw it on this edge), else its stage-1 representative.
+    """
+    out = []
+    for s, row in enumerate(stage1.candidates):
+        best: dict[str, str] = {}
+        for name, ops in groups.items:
+            won = [e for e, c in enumerate(stage2.candidates[s]) if c == ops]
+            if len(ops) > 1 and won:
+                mean = np.mean([op_weight[s][e][:len(ops)] for e in won], axis=0)
+                best[name] = ops[int(np.argmax(mean))]
+        alts = []
+        for e, reps in enumerate(row):
+            winner = groups.group_of(stage2.candidates[s][e][0])
+            pairs = [(best.get(groups.group_of(rep), rep), float(stage1_weight[s][e][k]))
+                     for k, rep in enumerate(reps) if groups.group_of(rep) != winner]
+            alts.append(sorted(pairs, key=lambda x: -x[1]))
+        out.append(alts)
+    return out

@@ -1,8 +1,11 @@
 """Step 0, claim 2: operator groups learned from data (``groups: learned:K``).
 
-Every candidate sits on every edge of a uniform supernet; after a short weight-only warm-up, each
-operator's output on one batch is compared with the others' on the same edge (cosine similarity,
-averaged over edges) and the operators are clustered into K groups (average linkage).
+Every candidate sits on every edge of a uniform supernet; after a short weight-only warm-up and a BN
+re-calibration (``bn_calibration_images``), each operator's eval-mode output on one batch is compared
+with the others' on the same edge of the *normal* cells (cosine similarity, averaged over edges; a
+reduction edge's skip is a factorized reduce, another operator) and the operators are clustered into
+K groups (average linkage). ``benchmarks/group_stability.py`` measures how much the groups move with
+the seed (adjusted Rand index).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from .arch import make_space
 from .cells import Network
 from .data import Datasets, batches
 from .supernet import cell_reductions
-from .train import train_epoch
+from .train import calibrate_bn, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,14 @@ def learn_groups(config: SearchConfig, data: Datasets, k: int) -> Groups:
         batches(data.train, config.batch_size, g, False) for _ in itertools.count()), config.learned_warmup_steps)
     train_epoch(net, opt, steps, config.grad_clip, forward=lambda x: net(x, w))
 
+    # BN running statistics re-estimated for the warmed-up weights (20 steps leave the EMA lagging), so the
+    # eval-mode features compared below are what the operators compute, not stale normalisation
+    calibrate_bn(net, data.train.x[:max(config.bn_calibration_images, config.batch_size)], weights=w)
+    # stride-2 edges run other operators (a skip is a factorized reduce); a network of reductions only has no choice
+    normal = [cell for cell in net.cells if not cell.plan.reduction] or list(net.cells)
     outputs: dict[int, list[torch.Tensor]] = {}  # id(op module) -> [(N, C*H*W)]
     hooks = [m.register_forward_hook(lambda mod, i, o: outputs.setdefault(id(mod), []).append(o.detach().flatten(1)))
-             for cell in net.cells for mixed in cell.edges.values() for m in mixed.ops.values()]
+             for cell in normal for mixed in cell.edges.values() for m in mixed.ops.values()]
     net.eval()
     with torch.no_grad():
         net(data.train.x[:config.batch_size], w)
@@ -58,7 +66,7 @@ def learn_groups(config: SearchConfig, data: Datasets, k: int) -> Groups:
 
     sim = np.zeros((len(CANDIDATES), len(CANDIDATES)))
     n_edges = 0
-    for cell in net.cells:
+    for cell in normal:
         for mixed in cell.edges.values():
             outs = torch.stack([outputs[id(m)][0] for m in mixed.ops.values()])  # (K, N, C*H*W)
             outs = torch.nn.functional.normalize(outs, dim=-1)

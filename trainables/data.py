@@ -148,34 +148,42 @@ def load_datasets(config: SearchConfig, device: torch.device | str = "cpu") -> D
     return data
 
 
-def batches(split: Split, batch_size: int, generator: torch.Generator, augment: bool, drop_last: bool = True):
-    """Shuffled (x, y) batches, augmented on the split's device: random 4-pixel-padded crop + flip.
+PAD = 4  # random-crop padding (pixels each side), as DARTS's CIFAR pipeline
 
-    The permutation and augmentation draw from ``generator`` (CPU) so a seed fixes the whole stream.
+
+def batches(split: Split, batch_size: int, generator: torch.Generator, augment: bool, drop_last: bool = True):
+    """Shuffled (x, y) batches, augmented on the split's device: every image its own random 4-pixel-padded
+    crop and horizontal flip (``augment_batch``).
+
+    The permutation and the per-image draws come from ``generator`` (CPU: one small (N, 3) draw per batch,
+    so a seed fixes the whole stream on CPU and GPU alike and a checkpoint carries its position).
     """
     n = len(split)
     order = torch.randperm(n, generator=generator)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         idx = order[start:start + batch_size]
-        shifts = torch.randint(-4, 5, (2,), generator=generator).tolist() if augment else None
-        flip = bool(torch.randint(0, 2, (1,), generator=generator)) if augment else False
+        draws = torch.randint(0, 2 * PAD + 1, (len(idx), 3), generator=generator) if augment else None
         idx = idx.to(split.x.device)
         x, y = split.x.index_select(0, idx), split.y.index_select(0, idx)
         if augment:
-            x = _shift(x, shifts[0], shifts[1])
-            if flip:
-                x = x.flip(-1)
+            x = augment_batch(x, draws[:, :2].to(x.device, non_blocking=True),
+                              (draws[:, 2] % 2).bool().to(x.device, non_blocking=True))
         yield x, y
 
 
-def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Random-crop-with-padding as a batch-wide shift with zero fill (one kernel, no per-image loop)."""
-    if dy == 0 and dx == 0:
-        return x
-    out = torch.zeros_like(x)
-    h, w = x.shape[-2:]
-    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[..., yd, xd] = x[..., ys, xs]
-    return out
+def augment_batch(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = PAD) -> torch.Tensor:
+    """Per-image random crop of the zero-padded image, then per-image horizontal flip, as two gathers.
+
+    x: (N, C, H, W); offsets: (N, 2) int in [0, 2*pad] (row, column of the crop's corner in the padded
+    image; ``pad`` = no shift); flips: (N,) bool. Output (N, C, H, W), x's dtype and device. No loop over
+    images: the crop's rows and (flipped) columns are index tensors, read with one ``gather`` per axis.
+    """
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # (N, C, H+2p, W+2p), zero fill (the normalised mean)
+    ar_h = torch.arange(h, device=x.device)
+    ar_w = torch.arange(w, device=x.device)
+    rows = offsets[:, 0:1].long() + ar_h  # (N, H)
+    cols = offsets[:, 1:2].long() + torch.where(flips[:, None], (w - 1) - ar_w, ar_w)  # (N, W): flip after crop
+    x = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * pad))  # (N, C, H, W+2p)
+    return x.gather(3, cols[:, None, None, :].expand(n, c, h, w))  # (N, C, H, W)

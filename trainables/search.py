@@ -8,8 +8,10 @@
      (claim 3); architecture and weights are optimised alternately on the same data until the argmax
      is stable (claim 6), the loss being CE + the processor's expected DRAM time/energy (seed 2);
   2. ``search_stage2``: edge j of cell i becomes the mixed operator of *all* operators of the group
-     whose representative won in stage 1 (claim 4), fresh equal alphas, trained modules kept;
-  3. ``derive``: per node the two edges whose group won most clearly, per edge the strongest operator;
+     whose representative won in stage 1 (claim 4), fresh equal alphas, trained modules kept, the
+     siblings started fairly (``stage2_start``: copied from the representative, or a weight-only warm-up);
+  3. ``derive``: per node the two edges with the highest stage-1 group weight x stage-2 operator weight,
+     per edge the strongest operator, at most ``max_skip_per_cell`` skips (``arch.derive_genotype``);
   4. ``train_target_network``: the target network from the genotype, trained from scratch, tested.
 
 Every epoch writes a checkpoint (when given a path) and then calls ``report``; a run resumed from any
@@ -28,13 +30,13 @@ from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
 from searchspace.layout import expand_genotype, network_instances, network_macs, plan_cells
 
-from .arch import derive_genotype, mixing_weights
+from .arch import derive_genotype, mixing_weights, stage1_alternatives
 from .clustering import search_groups
 from .data import Datasets, load_datasets
 from .result import SearchResult
 from .state import PhaseProgress, SearchState, Stage1Outcome, Stage2Outcome, load_checkpoint, save_checkpoint
 from .supernet import (argmax, build_supernet, edge_table, reference_cost, restore, search_device, search_epochs,
-                       stage1_space, stage2_space, supernet_accuracy, warm_start)
+                       representative_of, stage1_space, stage2_space, supernet_accuracy, warm_start)
 from .target import TargetRun, build_target, final_accuracy, target_epochs, target_geometry
 
 log = logging.getLogger(__name__)
@@ -135,13 +137,13 @@ def search_stage1(trial: Trial, state: SearchState) -> SearchState:
     probs = mixing_weights(sn.alpha.detach(), sn.mask, sets)  # (n_sets, E, K_max)
     outcome = Stage1Outcome(choice=tuple(tuple(state.groups.group_of(op) for op in row) for row in argmax(sn)),
                             strength=probs.max(-1).values.cpu(), epochs=state.progress.epoch,
-                            net=sn.net.state_dict())
+                            net=sn.net.state_dict(), weight=probs.cpu())
     return state.next_phase("stage2", stage1=outcome)
 
 
 def search_stage2(trial: Trial, state: SearchState) -> SearchState:
-    """Step 3: every operator of each edge's winning group, equal alphas, stage 1's modules kept; trained
-    until the argmax is stable. The outcome is the final mixing weights and the supernet's accuracy."""
+    """Step 3: every operator of each edge's winning group, equal alphas, stage 1's modules kept (and with
+    ``stage2_start: copy`` every sibling started from its representative); trained until the argmax is stable. The outcome is the final mixing weights and the supernet's accuracy."""
     if state.phase != "stage2":
         return state
     config = trial.config
@@ -149,8 +151,9 @@ def search_stage2(trial: Trial, state: SearchState) -> SearchState:
     sn = build_supernet(config, trial.table, 2, space, device=trial.device, ref=state.ref)
     if state.progress.started:
         restore(sn, state.progress)
-    else:
-        warm_start(sn, state.stage1.net)
+    else:  # stage2_start copy: siblings start as their representative; otherwise fresh
+        source = representative_of(state.groups, config.representatives) if config.stage2_start == "copy" else None
+        warm_start(sn, state.stage1.net, source)
     for progress, metrics in search_epochs(config, 2, sn, trial.data, trial.gen, state.progress):
         state = trial.record(state, progress, metrics)
     sets = torch.arange(sn.alpha.shape[0], device=sn.alpha.device)
@@ -160,13 +163,20 @@ def search_stage2(trial: Trial, state: SearchState) -> SearchState:
 
 
 def derive(config: SearchConfig, state: SearchState) -> SearchState:
-    """Step 4: the genotype: per node the two edges whose stage-1 group won most clearly, per edge the
-    strongest stage-2 operator, at most ``max_skip_per_cell`` skip_connects per cell."""
+    """Step 4: the genotype: per node the two edges scoring highest under ``derive_rank`` (default: stage-1
+    group weight x stage-2 operator weight relative to uniform), per edge the strongest stage-2 operator,
+    at most ``max_skip_per_cell`` skip_connects per cell (an edge the cap excludes takes its next-strongest
+    stage-1 group)."""
     if state.genotype is not None:
         return state
     space = stage2_space(config, state.groups, state.stage1.choice)
-    genotype = derive_genotype(space, state.stage2.op_weight.numpy(), state.stage1.strength.numpy(),
-                               config.max_skip_per_cell)
+    op_weight = state.stage2.op_weight.numpy()
+    alternatives = None  # a checkpoint from before stage-1 weights were kept: no fallback groups
+    if state.stage1.weight is not None:
+        alternatives = stage1_alternatives(stage1_space(config, state.groups), state.stage1.weight.numpy(),
+                                           state.groups, space, op_weight)
+    genotype = derive_genotype(space, op_weight, state.stage1.strength.numpy(), config.max_skip_per_cell,
+                               alternatives=alternatives, rank=config.derive_rank)
     return replace(state, genotype=genotype)
 
 

@@ -59,6 +59,7 @@ class Stage1Outcome:
     strength: torch.Tensor  # (n_sets, E) float32: the winner's softmax weight (ranks edges at derivation)
     epochs: int
     net: StateDict  # the stage-1 supernet: stage 2 starts from its trained modules
+    weight: torch.Tensor | None = None  # (n_sets, E, K1) final mixing weights: an edge's fallback groups at derivation
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +115,7 @@ class SearchState:
                          "prev_argmax": None if p.prev_argmax is None else [list(r) for r in p.prev_argmax],
                          "net": p.net, "alpha": p.alpha, "w_opt": p.w_opt, "a_opt": p.a_opt},
             "stage1": None if s1 is None else {"choice": [list(r) for r in s1.choice], "strength": s1.strength,
-                                               "epochs": s1.epochs, "net": s1.net},
+                                               "epochs": s1.epochs, "net": s1.net, "weight": s1.weight},
             "stage2": None if s2 is None else {"op_weight": s2.op_weight, "epochs": s2.epochs,
                                                "supernet_accuracy": s2.supernet_accuracy},
             "genotype": None if self.genotype is None else self.genotype.to_dict(),
@@ -138,7 +139,8 @@ class SearchState:
             ref=None if d["ref"] is None else (float(d["ref"][0]), float(d["ref"][1])),
             progress=progress,
             stage1=None if s1 is None else Stage1Outcome(_names(s1["choice"]), _tensor(s1["strength"]),
-                                                         int(s1["epochs"]), dict(s1["net"])),
+                                                         int(s1["epochs"]), dict(s1["net"]),
+                                                         _tensor_or_none(s1.get("weight"))),
             stage2=None if s2 is None else Stage2Outcome(_tensor(s2["op_weight"]), int(s2["epochs"]),
                                                          float(s2["supernet_accuracy"])),
             genotype=None if d["genotype"] is None else Genotype.from_dict(d["genotype"]),

@@ -155,11 +155,51 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
                     set_of_cell=torch.tensor(space.set_of_cell, device=device), w_opt=w_opt, a_opt=a_opt, cost=cost)
 
 
-def warm_start(sn: Supernet, weights: Mapping[str, torch.Tensor]) -> None:
-    """Stage 2 keeps every module stage 1 trained: same state_dict keys (modules are keyed by operator
-    name), same shapes; the rest stay freshly initialised."""
+STAGE2_STARTS = ("copy", "warmup", "representative")  # config.stage2_start
+
+
+def warm_start(sn: Supernet, weights: Mapping[str, torch.Tensor], source_of: Mapping[str, str] | None = None) -> int:
+    """Stage 2 keeps every module stage 1 trained (same state_dict keys: modules are keyed by operator name,
+    same shapes). ``source_of`` (operator -> its group's stage-1 representative) also starts each sibling
+    from its representative where the shapes allow: equal shapes are copied, a smaller odd conv kernel is
+    centred in a larger one (a 3x3 in a 5x5 with the padding 2 it has computes the same function). Without
+    it the siblings stay freshly initialised. Returns how many sibling tensors were initialised that way."""
     own = sn.net.state_dict()
     sn.net.load_state_dict({k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}, strict=False)
+    if not source_of:
+        return 0
+    copied: dict[str, torch.Tensor] = {}
+    for key, dst in own.items():
+        if key in weights or ".ops." not in key:
+            continue
+        head, _, tail = key.partition(".ops.")
+        op, _, rest = tail.partition(".")
+        rep = source_of.get(op)
+        src = weights.get(f"{head}.ops.{rep}.{rest}") if rep and rep != op else None
+        value = None if src is None else _fit(src, dst)
+        if value is not None:
+            copied[key] = value
+    sn.net.load_state_dict(copied, strict=False)
+    return len(copied)
+
+
+def _fit(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | None:
+    """``src`` as a tensor of ``dst``'s shape: itself, or a conv kernel (O, I, k, k) centred in a larger one."""
+    if src.shape == dst.shape:
+        return src.clone()
+    if src.ndim == 4 and src.shape[:2] == dst.shape[:2] and all(
+            d > s_ and (d - s_) % 2 == 0 for s_, d in zip(src.shape[2:], dst.shape[2:])):
+        out = torch.zeros_like(dst)
+        ph, pw = ((d - s_) // 2 for s_, d in zip(src.shape[2:], dst.shape[2:]))
+        out[..., ph:ph + src.shape[2], pw:pw + src.shape[3]] = src
+        return out
+    return None
+
+
+def representative_of(groups: Groups, representatives: tuple[str, ...] = ()) -> dict[str, str]:
+    """operator -> the stage-1 representative of its group."""
+    reps = groups.representatives(representatives)
+    return {op: rep for (_name, ops), rep in zip(groups.items, reps) for op in ops}
 
 
 def supernet_accuracy(config: SearchConfig, sn: Supernet, data: Datasets) -> float:
@@ -185,8 +225,14 @@ def restore(sn: Supernet, progress: PhaseProgress) -> None:
     sn.a_opt.load_state_dict(progress.a_opt)
 
 
+def weight_only_epochs(config: SearchConfig, stage: int) -> int:
+    """Epochs at the start of a stage that train the weights only: ``warmup_epochs`` in stage 1, and in
+    stage 2 too with ``stage2_start: warmup`` (the fresh siblings catch up before the alphas judge them)."""
+    return config.warmup_epochs if stage == 1 or config.stage2_start == "warmup" else 0
+
+
 def converged(config: SearchConfig, stage: int, progress: PhaseProgress) -> bool:
-    warmup = config.warmup_epochs if stage == 1 else 0
+    warmup = weight_only_epochs(config, stage)
     return progress.epoch >= config.max_epochs or (progress.epoch >= warmup and progress.stable >= config.patience)
 
 
@@ -195,10 +241,10 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
     """Train ``sn`` (already restored to ``progress``) epoch by epoch until the stage has converged.
 
     ``gen`` draws the data order and augmentation (and the val stream with ``arch_data: split``); the
-    first ``warmup_epochs`` of stage 1 update the weights only.
+    first ``weight_only_epochs(config, stage)`` update the weights only.
     """
     phase = f"stage{stage}"
-    warmup = config.warmup_epochs if stage == 1 else 0
+    warmup = weight_only_epochs(config, stage)
     if progress.prev_argmax is None:
         progress = replace(progress, prev_argmax=argmax(sn))
     while not converged(config, stage, progress):
