@@ -33,7 +33,7 @@ TRIAL_KEYS = {"seed": "seeds", "lambda_time": "lambda_time", "lambda_energy": "l
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = setting("hwnas", "folder under storage (`<storage>/<name>`); rerunning a name replaces its tables",
+    name: str = setting("hwnas", "folder under storage (`<storage>/<name>`); a name that holds results is refused unless --resume or --overwrite",
                         pattern=(r"[A-Za-z0-9][A-Za-z0-9._=-]*", "a plain folder name (letters, digits, . _ - =)"))
     storage: str = setting(DEFAULT_STORAGE, "local folder or s3://bucket/prefix: results, Tune state, checkpoints")
     endpoint_url: str = setting("", "S3-compatible endpoint; \"\" = AWS_ENDPOINT_URL or AWS itself")

@@ -33,7 +33,9 @@ FORBIDDEN_THIRD_PARTY = {
 # orchestrator modules that are Ray-free analysis / storage / CLI parsing (run without a cluster)
 RAY_FREE = ("orchestrator.results", "orchestrator.pareto", "orchestrator.seedstats", "orchestrator.compare",
             "orchestrator.plot", "orchestrator.tables", "orchestrator.storage", "orchestrator.pareto_cmd",
-            "orchestrator.cli", "orchestrator.trial_cmd")
+            "orchestrator.cli", "orchestrator.trial_cmd", "orchestrator.experiment_config", "orchestrator.experiment_record",
+            "orchestrator.trial_rows", "orchestrator.scan_policy", "orchestrator.scan_space", "orchestrator.scan_metrics",
+            "orchestrator.picking")
 
 
 def _modules() -> dict[str, Path]:
