@@ -120,6 +120,10 @@ class SearchConfig:
     device: str = setting("auto", "where the trial runs: auto (cuda when present), cpu or cuda",
                           choices=("auto", "cpu", "cuda"))
     fast: bool = setting(True, "speed-ups that keep the maths: one ReLU per edge input shared by its candidates")
+    compile: str = setting("auto", "torch.compile of the search step's forward and backward (one compile per stage): "
+                           "auto = on CUDA only (on CPU a stage's compile outlasts the fashion preset's whole "
+                           "stage, README \"Speed\"), on, off; falls back to eager with a warning where it "
+                           "cannot compile", choices=("auto", "on", "off"))
 
     def __post_init__(self) -> None:
         check(self)  # types and per-field bounds, then validate()

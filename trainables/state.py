@@ -168,7 +168,7 @@ def _tensor_or_none(x) -> torch.Tensor | None:
 log = logging.getLogger(__name__)
 
 FORMAT = "hwnas-search-state/2"  # bump when to_plain changes shape; older files are refused, not misread
-_IGNORED_KEYS = ("device", "fast")  # execution knobs: a checkpoint moves between CPU and GPU
+_IGNORED_KEYS = ("device", "fast", "compile")  # execution knobs: a checkpoint moves between CPU and GPU
 
 
 class CheckpointError(ValueError):

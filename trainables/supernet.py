@@ -26,6 +26,7 @@ from searchspace.ops import CANDIDATES
 
 from .arch import ArchSpace, alpha_entropy, argmax_names, make_space, mixing_weights
 from .cells import Network
+from .compiled import compile_wanted
 from .data import Datasets, batches
 from .state import Names, PhaseProgress
 from .train import CostTerm, Supernet, accuracy, calibrate_bn, epoch_summary, search_epoch, set_lr
@@ -152,7 +153,8 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
                             weight_decay=config.weight_decay, foreach=True)
     a_opt = torch.optim.Adam([alpha], config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
     return Supernet(space=space, net=net, alpha=alpha, mask=mask,
-                    set_of_cell=torch.tensor(space.set_of_cell, device=device), w_opt=w_opt, a_opt=a_opt, cost=cost)
+                    set_of_cell=torch.tensor(space.set_of_cell, device=device), w_opt=w_opt, a_opt=a_opt, cost=cost,
+                    compile=compile_wanted(config.compile, device))
 
 
 STAGE2_STARTS = ("copy", "warmup", "representative")  # config.stage2_start

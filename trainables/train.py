@@ -5,6 +5,7 @@ counts accumulate on the device and are read once per epoch.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -13,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import ArchSpace, mixing_weights
+from .compiled import CompiledStep, compiled_step
 
 
 @dataclass
@@ -55,9 +57,19 @@ class Supernet:
     w_opt: torch.optim.Optimizer
     a_opt: torch.optim.Optimizer
     cost: CostTerm
+    compile: bool = False  # run the compiled step (trainables.compiled); build_supernet sets it from config
+    compiled: CompiledStep | None = None  # made on the first compiled epoch (one compile per stage's supernet)
 
     def weights(self) -> torch.Tensor:
         return mixing_weights(self.alpha, self.mask, self.set_of_cell)
+
+    def step_functions(self) -> CompiledStep | None:
+        """The compiled losses, or None for the eager step (compile off, or fell back)."""
+        if not self.compile:
+            return None
+        if self.compiled is None:
+            self.compiled = compiled_step(self)
+        return self.compiled if self.compiled.active else None
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -75,7 +87,8 @@ def set_lr(opt: torch.optim.Optimizer, epoch: int, epochs: int, lr: float, lr_mi
 def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None, update_arch: bool,
                  grad_clip: float) -> dict[str, torch.Tensor]:
     """One epoch of first-order alternating updates. With ``arch_batches`` None the architecture step
-    uses the same batch as the weight step (claim 6); otherwise the next batch of that (endless) stream."""
+    uses the same batch as the weight step (claim 6); otherwise the next batch of that (endless) stream.
+    ``st.compile``: the losses' forward and backward run compiled (``trainables.compiled``), same maths."""
     st.net.train()
     dev = st.alpha.device
     loss_sum = torch.zeros((), device=dev)
@@ -86,14 +99,12 @@ def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None,
         if update_arch:
             ax, ay = (x, y) if arch_iter is None else next(arch_iter)
             st.a_opt.zero_grad(set_to_none=True)
-            w = st.weights()
-            a_loss = F.cross_entropy(st.net(ax, w), ay) + st.cost.loss(w)
+            a_loss = _arch_loss(st, ax, ay)
             (grad,) = torch.autograd.grad(a_loss, [st.alpha])
             st.alpha.grad = grad
             st.a_opt.step()
         st.w_opt.zero_grad(set_to_none=True)
-        logits = st.net(x, st.weights().detach())
-        loss = F.cross_entropy(logits, y)
+        loss, logits = _weight_loss(st, x, y)
         loss.backward()
         nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
         st.w_opt.step()
@@ -103,6 +114,49 @@ def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None,
     with torch.no_grad():
         t, e = st.cost.expected(st.weights())
     return {"loss_sum": loss_sum, "correct": correct, "seen": torch.tensor(seen), "time": t, "energy": e}
+
+
+def _arch_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CE + cost term under softmax(alpha); its gradient is taken w.r.t. alpha only."""
+    step = st.step_functions()
+    if step is not None:
+        out = _call(step, "arch_loss", x, y)
+        if out is not None:
+            return out
+    w = st.weights()
+    return F.cross_entropy(st.net(x, w), y) + st.cost.loss(w)
+
+
+def _weight_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CE loss, logits (N, classes)) under the current mixing weights, detached."""
+    w = st.weights().detach()
+    step = st.step_functions()
+    if step is not None:
+        out = _call(step, "weight_loss", x, y, w)
+        if out is not None:
+            return out
+    logits = st.net(x, w)
+    return F.cross_entropy(logits, y), logits
+
+
+def _call(step: CompiledStep, name: str, *args):
+    """``step.<name>(*args)``. Its first call compiles (timed into ``step.compile_seconds``); a failure
+    there sends the stage back to eager with one warning (returns None). Later errors are real errors."""
+    fn = getattr(step, name)
+    if args[0].device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the previous step's outputs are consumed
+    if name in step.compiled:
+        return fn(*args)
+    t0 = time.perf_counter()
+    try:
+        out = fn(*args)
+    except Exception as exc:  # dynamo / inductor failures have many types; the cause goes in the warning
+        lines = str(exc).strip().splitlines()
+        step.fall_back(f"{type(exc).__name__}: {lines[0] if lines else ''}")
+        return None
+    step.compile_seconds += time.perf_counter() - t0
+    step.compiled.add(name)
+    return out
 
 
 def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, batches: Iterable, grad_clip: float,
