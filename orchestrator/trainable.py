@@ -121,9 +121,21 @@ def _where(resumed: bool) -> dict[str, Any]:
             "gpu_ids": gpus}
 
 
+def trial_threads_from_ray() -> int:
+    """Torch threads = the CPU slots Tune gave this trial (``cpus_per_trial``), set explicitly rather than
+    left to OMP_NUM_THREADS, so trials x threads never oversubscribe the cores (``trial_threads``)."""
+    import ray
+
+    from .trial_cmd import set_trial_threads, trial_threads, usable_cores
+
+    slots = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return set_trial_threads(trial_threads(slots, usable_cores()))
+
+
 def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOptions()) -> None:
     trial_logging(options.verbose)
     search_config = SearchConfig.from_dict(config)
+    threads = trial_threads_from_ray()
     from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search  # torch and the data modules load in the trial's worker only
 
@@ -135,6 +147,7 @@ def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOption
         if resumed:
             log.info("trial resumes from its checkpoint")
         reporter = TuneReporter(checkpoint, extra=_where(resumed))
+        log.info("trial runs torch on %d threads", threads)
         result = run_search(search_config, edge_cost_table(search_config, query_fn), report=reporter,
                             checkpoint=checkpoint,
                             network_cost=lambda g: derived_network_cost(g, search_config, query_fn))

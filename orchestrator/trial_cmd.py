@@ -65,6 +65,37 @@ def search_keys_of_file(path: str) -> dict[str, Any]:
     return out
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else every core)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def trial_threads(cpu_slots: float, cores: int) -> int:
+    """Torch intra-op threads of one CPU trial holding ``cpu_slots`` CPUs of a ``cores``-core machine.
+
+    One thread per slot, at least one and at most the cores: Tune runs trials only while their slots fit
+    in the cores, so trials x threads fill the cores without oversubscription, and with one slot per trial
+    (``cpus_per_trial: 1``, the presets) and trials >= cores every trial runs on one thread. A fractional
+    slot (0.5) still gets a thread: torch cannot run on less.
+    """
+    if cores < 1:
+        raise ValueError(f"cores must be at least 1, not {cores!r}")
+    if not cpu_slots > 0:
+        raise ValueError(f"a trial's CPU slots must be positive, not {cpu_slots!r}")
+    return max(1, min(cores, int(cpu_slots)))
+
+
+def set_trial_threads(threads: int) -> int:
+    """``torch.set_num_threads(threads)``; returns it (logged by the caller)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("trial", help="run one two-stage search in this process (no Ray)",
                        description="Run one full two-stage clustered supernet search (stage 1, stage 2, target "
@@ -79,6 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "before the search, and printed to stdout if the write still fails")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file: resumed from if it exists, "
                                                          "rewritten every epoch")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="torch threads of the search (default 0: every core this process may use)")
     p.set_defaults(func=run)
 
 
@@ -99,13 +132,16 @@ def check_out(path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_search_config(args.config, args.preset, args.sets)  # before torch: bad input fails fast
+    if args.threads < 0:
+        raise ValueError(f"--threads {args.threads}: give a positive number of threads, or 0 for every core")
     if args.out:
         check_out(args.out)
+    threads = set_trial_threads(trial_threads(args.threads or usable_cores(), usable_cores()))
     from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search
 
-    log.info("trial: dataset=%s profile=%s lambda_time=%g lambda_energy=%g seed=%d", config.dataset,
-             config.profile, config.lambda_time, config.lambda_energy, config.seed)
+    log.info("trial: dataset=%s profile=%s lambda_time=%g lambda_energy=%g seed=%d, %d threads", config.dataset,
+             config.profile, config.lambda_time, config.lambda_energy, config.seed, threads)
     result = run_search(config, edge_cost_table(config), checkpoint=args.checkpoint,
                         network_cost=lambda g: derived_network_cost(g, config))
     record = result.to_record()
