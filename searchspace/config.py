@@ -90,11 +90,12 @@ class SearchConfig:
     derive_rank: str = setting("both", "how a node's incoming edges are ranked at derivation: \"both\" = stage-1 "
                                "group weight x stage-2 operator weight relative to uniform (K x p); \"stage1\" = "
                                "the group weight only (the rule before issue 16)", choices=("both", "stage1"))
-    stage2_start: str = setting("copy", "how stage 2 starts each edge's operators: \"copy\" = every sibling "
-                                "initialised from the stage-1 representative where shapes allow (smaller kernels "
-                                "centred in larger ones); \"warmup\" = representative kept, siblings fresh, then "
-                                "warmup_epochs weight-only epochs; \"representative\" = representative kept, "
-                                "siblings fresh (before issue 16)", choices=("copy", "warmup", "representative"))
+    stage2_start: str = setting("warmup", "how stage 2 starts each edge's operators: \"warmup\" = representative "
+                                "kept, siblings fresh, then warmup_epochs weight-only epochs (chosen by "
+                                "benchmarks/stage2_start.py); \"copy\" = every sibling initialised from the "
+                                "representative where shapes allow (smaller kernels centred in larger ones); "
+                                "\"representative\" = representative kept, siblings fresh, alphas at once (before "
+                                "issue 16)", choices=("warmup", "copy", "representative"))
     eval_epochs: int = setting(3, "target network trained from scratch for this many epochs (fixed short "
                                "protocol)", ge=0)
     eval_layers: int = setting(0, "target network cells; 0 = same as layers", ge=0)

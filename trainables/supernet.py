@@ -157,7 +157,7 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
                     compile=compile_wanted(config.compile, device))
 
 
-STAGE2_STARTS = ("copy", "warmup", "representative")  # config.stage2_start
+STAGE2_STARTS = ("warmup", "copy", "representative")  # config.stage2_start
 
 
 def warm_start(sn: Supernet, weights: Mapping[str, torch.Tensor], source_of: Mapping[str, str] | None = None) -> int:
