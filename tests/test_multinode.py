@@ -142,13 +142,15 @@ def test_two_experiments_one_driver_killed_the_other_completes(cluster, tmp_path
     def checkpointed(name: str) -> bool:
         return any((tmp_path / name).glob("search_trainable_*/checkpoint_*"))
 
-    # first: one long trial; second: two short ones. Both run at once, one worker node each.
+    # first: one long trial; second: two trials long enough that it is still running (its cost actor
+    # alive) when the first driver is killed. Both run at once, one worker node each.
     first, first_log = driver("first", "lambda_time=[0.5]", "train_size=128", "max_epochs=6")
-    second, second_log = driver("second", "lambda_time=[0,1]")
+    second, second_log = driver("second", "lambda_time=[0,1]", "train_size=96", "max_epochs=4")
     try:
-        wait_until(lambda: first.poll() is not None or (checkpointed("first") and checkpointed("second")), 240,
-                   "both experiments to checkpoint a trial")
+        wait_until(lambda: first.poll() is not None or second.poll() is not None
+                   or (checkpointed("first") and checkpointed("second")), 240, "both experiments to checkpoint a trial")
         assert first.poll() is None, first_log.read_text()[-3000:]
+        assert second.poll() is None, second_log.read_text()[-3000:]
         (first_actor,) = cost_actors("first")
         (second_actor,) = cost_actors("second")
         assert first_actor["Name"] != second_actor["Name"]

@@ -74,7 +74,10 @@ def test_a_ray_trial_uses_its_assigned_cpus_as_threads():
     def threads_seen() -> tuple[int, int]:
         return trial_threads_from_ray(), torch.get_num_threads()
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if ray.is_initialized():
+        ray.shutdown()
+    # address="local": a fresh Ray of its own, never a cluster an earlier test or `ray start` left behind
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         one = ray.get(threads_seen.options(num_cpus=1).remote())
         two = ray.get(threads_seen.options(num_cpus=2).remote())
