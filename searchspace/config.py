@@ -34,6 +34,12 @@ def _check_operators(ops: tuple[str, ...]) -> None:
         get_op(op)  # ValueError: unknown operator
 
 
+def _check_rate(rate: float) -> None:
+    """a dropout rate below 1"""
+    if rate >= 1:
+        raise ValueError("must be below 1 (a rate of 1 drops every output)")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     # --- what the trial is about: the top-level keys of every result row
@@ -90,12 +96,37 @@ class SearchConfig:
     derive_rank: str = setting("both", "how a node's incoming edges are ranked at derivation: \"both\" = stage-1 "
                                "group weight x stage-2 operator weight relative to uniform (K x p); \"stage1\" = "
                                "the group weight only (the rule before issue 16)", choices=("both", "stage1"))
+    # cost budgets (issue 10): "at most X us on this processor", beside the lambda weights
+    dram_time_budget_us: float = setting(0.0, "budget on the deployed network's DRAM time (us; 0 = off): the "
+                                         "search loss adds budget_weight x penalty(C/B - 1) on the derived "
+                                         "network's expected cost C, so a trial lands near its budget", ge=0)
+    dram_energy_budget_uj: float = setting(0.0, "budget on the deployed network's DRAM energy (uJ; 0 = off), as "
+                                           "dram_time_budget_us", ge=0)
+    budget_penalty: str = setting("hinge", "form of the budget penalty: \"hinge\" = relu(C/B - 1) (zero under "
+                                  "the budget); \"absolute\" = |C/B - 1| (TuNAS: pulls up to the budget too); "
+                                  "chosen by benchmarks/budget_landing.py", choices=("hinge", "absolute"))
+    budget_weight: float = setting(2.0, "weight of the budget penalty in the search loss (unit-free, as the "
+                                   "lambdas)", ge=0)
     stage2_start: str = setting("warmup", "how stage 2 starts each edge's operators: \"warmup\" = representative "
                                 "kept, siblings fresh, then warmup_epochs weight-only epochs (chosen by "
                                 "benchmarks/stage2_start.py); \"copy\" = every sibling initialised from the "
                                 "representative where shapes allow (smaller kernels centred in larger ones); "
                                 "\"representative\" = representative kept, siblings fresh, alphas at once (before "
                                 "issue 16)", choices=("warmup", "copy", "representative"))
+    # collapse guard (issue 10): a remedy, inside the search, for skip_connect winning every edge (trainables/guard.py)
+    collapse_guard: str = setting("none", "remedy against skip collapse during the search: \"aux_skip\" (DARTS-: "
+                                  "an identity beta*x on every stride-1 edge, beta 1 -> 0 over max_epochs), "
+                                  "\"beta_decay\" (beta-DARTS: + w*mean logsumexp(alpha), w 0 -> beta_decay_weight), "
+                                  "\"skip_dropout\" (P-DARTS: dropout on parameter-free candidates, rate "
+                                  "skip_dropout_rate decaying to 0), \"early_stop\" (DARTS+: stage 1 ends when a "
+                                  "normal cell's argmax holds more than max_skip_per_cell skips, 2 with no cap), "
+                                  "\"none\"; chosen by benchmarks/collapse_guard.py",
+                                  choices=("none", "aux_skip", "beta_decay", "skip_dropout", "early_stop"))
+    beta_decay_weight: float = setting(2.0, "collapse_guard=beta_decay: the logsumexp penalty's final weight (it "
+                                       "rises linearly from 0 over a stage's max_epochs, as in beta-DARTS)", ge=0)
+    skip_dropout_rate: float = setting(0.3, "collapse_guard=skip_dropout: the first epoch's dropout rate on the "
+                                       "parameter-free candidates' outputs, then linearly to 0 (P-DARTS)", ge=0,
+                                       check=_check_rate)
     eval_epochs: int = setting(3, "target network trained from scratch for this many epochs (fixed short "
                                "protocol)", ge=0)
     eval_layers: int = setting(0, "target network cells; 0 = same as layers", ge=0)

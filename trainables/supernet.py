@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from searchspace.config import SearchConfig
+from searchspace.genotype import cell_edges
 from searchspace.groups import Groups, parse_groups
 from searchspace.layout import plan_cells, supernet_edge_shapes
 from searchspace.ops import CANDIDATES
@@ -28,6 +29,7 @@ from .arch import ArchSpace, alpha_entropy, argmax_names, make_space, mixing_wei
 from .cells import Network
 from .compiled import compile_wanted
 from .data import Datasets, batches
+from .guard import collapse_guard
 from .state import Names, PhaseProgress
 from .train import CostTerm, Supernet, accuracy, calibrate_bn, epoch_summary, search_epoch, set_lr
 
@@ -107,12 +109,22 @@ def reference_cost(space: ArchSpace, table: Any) -> tuple[float, float]:
 def stage_cost_term(config: SearchConfig, space: ArchSpace, cost_table: Any, device: torch.device | str = "cpu",
                     ref: tuple[float, float] | None = None) -> CostTerm:
     """lambda_t (T - T_ref)/T_ref + lambda_e (E - E_ref)/E_ref over ``space``'s candidates. ``ref`` None: the
-    uniform-alpha cost of ``space`` itself (right for stage 1; stage 2 passes stage 1's)."""
+    uniform-alpha cost of ``space`` itself (right for stage 1; stage 2 passes stage 1's).
+
+    With ``dram_time_budget_us`` / ``dram_energy_budget_uj`` set, also the budget penalty on the derived
+    network's expected cost (``CostTerm.derived``): each edge's expectation scaled by 2 / (its node's
+    incoming edges), plus the table's fixed terms (``fixed_time_us`` / ``fixed_energy_uj``; a callable
+    cost model has none, so its budget covers the edges only)."""
     table = edge_table(config, cost_table)
     t = space.cost_tensor(table.time_us, table.candidates).to(device)
     e = space.cost_tensor(table.energy_uj, table.candidates).to(device)
     ref_t, ref_e = (max(r, 1e-12) for r in (ref if ref is not None else reference_cost(space, table)))
-    return CostTerm(t, e, ref_t, ref_e, config.lambda_time, config.lambda_energy)
+    scale = torch.tensor([2.0 / dst for _src, dst in cell_edges(space.nodes)], device=device)  # (E,)
+    return CostTerm(t, e, ref_t, ref_e, config.lambda_time, config.lambda_energy, edge_scale=scale,
+                    fixed_time_us=float(getattr(table, "fixed_time_us", 0.0)),
+                    fixed_energy_uj=float(getattr(table, "fixed_energy_uj", 0.0)),
+                    budget_time_us=config.dram_time_budget_us, budget_energy_uj=config.dram_energy_budget_uj,
+                    budget_weight=config.budget_weight, budget_penalty=config.budget_penalty)
 
 
 def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candidates=None, *,
@@ -243,13 +255,18 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
     """Train ``sn`` (already restored to ``progress``) epoch by epoch until the stage has converged.
 
     ``gen`` draws the data order and augmentation (and the val stream with ``arch_data: split``); the
-    first ``weight_only_epochs(config, stage)`` update the weights only.
+    first ``weight_only_epochs(config, stage)`` update the weights only. ``config.collapse_guard``
+    (``trainables.guard``) adds its per-epoch terms to both steps' losses, and ``early_stop`` ends stage 1
+    before an epoch once a normal cell's argmax is skip-heavy.
     """
     phase = f"stage{stage}"
     warmup = weight_only_epochs(config, stage)
+    guard = collapse_guard(config)
     if progress.prev_argmax is None:
         progress = replace(progress, prev_argmax=argmax(sn))
-    while not converged(config, stage, progress):
+    # early_stop reads the alphas restored to ``progress``, so a resumed stage stops where an uninterrupted one did
+    while not converged(config, stage, progress) and not (
+            progress.epoch > warmup and guard.stops(stage, sn.space, sn.alpha)):
         t0 = time.perf_counter()
         epoch = progress.epoch
         lr = set_lr(sn.w_opt, epoch, config.max_epochs, config.lr, config.lr_min)
@@ -259,7 +276,7 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
             arch_stream = itertools.chain.from_iterable(
                 batches(data.val, config.batch_size, gen, config.augment) for _ in itertools.count())
         m = search_epoch(sn, batches(data.train, config.batch_size, gen, config.augment), arch_stream,
-                         update_arch, config.grad_clip)
+                         update_arch, config.grad_clip, guard.for_epoch(epoch, sn.alpha.device))
         metrics = {"phase": phase, "epoch": epoch + 1, **epoch_summary(m, phase, epoch + 1), "lr": lr,
                    "val_acc": supernet_accuracy(config, sn, data),
                    "alpha_entropy": float(alpha_entropy(sn.alpha.detach(), sn.mask))}

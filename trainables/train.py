@@ -15,15 +15,27 @@ import torch.nn.functional as F
 
 from .arch import ArchSpace, mixing_weights
 from .compiled import CompiledStep, compiled_step
+from .guard import EpochGuard, beta_penalty
 
 
 @dataclass
 class CostTerm:
-    """λ_t·(T̂ − T_ref)/T_ref + λ_e·(Ê − E_ref)/E_ref with T̂ = Σ softmax(α)·cost (seed 2's cost part).
+    """λ_t·(T̂ − T_ref)/T_ref + λ_e·(Ê − E_ref)/E_ref with T̂ = Σ softmax(α)·cost (seed 2's cost part),
+    plus the budget penalty (issue 10) when a budget is set.
 
     ``time_us`` / ``energy_uj``: (cells, E, K_max) per-candidate DRAM cost of the stage's candidates;
     the refs are fixed per trial (the uniform-alpha expectation of stage 1) so λ is unit-free and means
     the same across seeds, profiles and stages.
+
+    Budgets are on the network the user ships, so the penalty needs the *derived* network's expected
+    cost, not the supernet's: the supernet's T̂ sums all E edges of a cell, while a derived cell keeps 2
+    incoming edges per node. ``derived`` estimates it as Σ_edges (2/k_node) · Σ_cands w·cost + fixed,
+    where k_node is the number of incoming edges of the edge's node (2, 3, 4, 5 at 4 nodes;
+    ``edge_scale`` (E,) holds 2/k) and ``fixed_*`` are the table's choice-independent terms (stem,
+    preprocessing, node writes, concats, classifier). With one-hot alphas it is the mean over the node's
+    edges of the chosen operators' shares, times 2: exact when the node's edges cost alike, within a few
+    percent of ``derived_network_cost`` in general (tests/test_budget.py). Penalty, unit-free:
+    ``hinge``: w·relu(C/B − 1) (zero under the budget); ``absolute`` (TuNAS): w·|C/B − 1|.
     """
 
     time_us: torch.Tensor
@@ -32,14 +44,40 @@ class CostTerm:
     ref_energy_uj: float
     lambda_time: float
     lambda_energy: float
+    # the budget penalty (off unless a budget > 0); stage_cost_term fills these from the config
+    edge_scale: torch.Tensor | None = None  # (E,) 2 / incoming edges of the edge's node
+    fixed_time_us: float = 0.0
+    fixed_energy_uj: float = 0.0
+    budget_time_us: float = 0.0  # 0 = off
+    budget_energy_uj: float = 0.0  # 0 = off
+    budget_weight: float = 0.0
+    budget_penalty: str = "hinge"  # hinge | absolute
 
     def expected(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (weights * self.time_us).sum(), (weights * self.energy_uj).sum()
 
+    def derived(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(time us, energy uJ): the derived network's expected DRAM cost under ``weights`` (cells, E, K)."""
+        w = weights if self.edge_scale is None else weights * self.edge_scale[None, :, None]
+        return (w * self.time_us).sum() + self.fixed_time_us, (w * self.energy_uj).sum() + self.fixed_energy_uj
+
+    def budget_loss(self, weights: torch.Tensor) -> torch.Tensor:
+        """budget_weight x (penalty(T/B_t - 1) + penalty(E/B_e - 1)) over the budgets that are set."""
+        out = weights.new_zeros(())
+        if self.budget_time_us <= 0 and self.budget_energy_uj <= 0:
+            return out
+        t, e = self.derived(weights)
+        for cost, budget in ((t, self.budget_time_us), (e, self.budget_energy_uj)):
+            if budget > 0:
+                excess = cost / budget - 1.0
+                out = out + (excess.abs() if self.budget_penalty == "absolute" else torch.relu(excess))
+        return self.budget_weight * out
+
     def loss(self, weights: torch.Tensor) -> torch.Tensor:
         t, e = self.expected(weights)
         return (self.lambda_time * (t - self.ref_time_us) / self.ref_time_us
-                + self.lambda_energy * (e - self.ref_energy_uj) / self.ref_energy_uj)
+                + self.lambda_energy * (e - self.ref_energy_uj) / self.ref_energy_uj
+                + self.budget_loss(weights))
 
 
 @dataclass
@@ -85,10 +123,11 @@ def set_lr(opt: torch.optim.Optimizer, epoch: int, epochs: int, lr: float, lr_mi
 
 
 def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None, update_arch: bool,
-                 grad_clip: float) -> dict[str, torch.Tensor]:
+                 grad_clip: float, guard: EpochGuard | None = None) -> dict[str, torch.Tensor]:
     """One epoch of first-order alternating updates. With ``arch_batches`` None the architecture step
     uses the same batch as the weight step (claim 6); otherwise the next batch of that (endless) stream.
-    ``st.compile``: the losses' forward and backward run compiled (``trainables.compiled``), same maths."""
+    ``st.compile``: the losses' forward and backward run compiled (``trainables.compiled``), same maths.
+    ``guard``: this epoch's collapse-guard inputs (``CollapseGuard.for_epoch``), in both steps' losses."""
     st.net.train()
     dev = st.alpha.device
     loss_sum = torch.zeros((), device=dev)
@@ -99,12 +138,12 @@ def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None,
         if update_arch:
             ax, ay = (x, y) if arch_iter is None else next(arch_iter)
             st.a_opt.zero_grad(set_to_none=True)
-            a_loss = _arch_loss(st, ax, ay)
+            a_loss = _arch_loss(st, ax, ay, guard)
             (grad,) = torch.autograd.grad(a_loss, [st.alpha])
             st.alpha.grad = grad
             st.a_opt.step()
         st.w_opt.zero_grad(set_to_none=True)
-        loss, logits = _weight_loss(st, x, y)
+        loss, logits = _weight_loss(st, x, y, guard)
         loss.backward()
         nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
         st.w_opt.step()
@@ -116,26 +155,31 @@ def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None,
     return {"loss_sum": loss_sum, "correct": correct, "seen": torch.tensor(seen), "time": t, "energy": e}
 
 
-def _arch_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """CE + cost term under softmax(alpha); its gradient is taken w.r.t. alpha only."""
+def _arch_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor, guard: EpochGuard | None = None) -> torch.Tensor:
+    """CE + cost term under softmax(alpha) (+ the guard's forward terms and penalty); its gradient is taken
+    w.r.t. alpha only."""
+    terms, penalty = guard if guard is not None else (None, None)
     step = st.step_functions()
     if step is not None:
-        out = _call(step, "arch_loss", x, y)
+        out = _call(step, "arch_loss", x, y, terms, penalty)
         if out is not None:
             return out
     w = st.weights()
-    return F.cross_entropy(st.net(x, w), y) + st.cost.loss(w)
+    loss = F.cross_entropy(st.net(x, w, terms), y) + st.cost.loss(w)
+    return loss if penalty is None else loss + beta_penalty(st.alpha, st.mask, penalty)
 
 
-def _weight_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(CE loss, logits (N, classes)) under the current mixing weights, detached."""
+def _weight_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor,
+                 guard: EpochGuard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CE loss, logits (N, classes)) under the current mixing weights, detached (and the guard's terms)."""
+    terms = guard.terms if guard is not None else None
     w = st.weights().detach()
     step = st.step_functions()
     if step is not None:
-        out = _call(step, "weight_loss", x, y, w)
+        out = _call(step, "weight_loss", x, y, w, terms)
         if out is not None:
             return out
-    logits = st.net(x, w)
+    logits = st.net(x, w, terms)
     return F.cross_entropy(logits, y), logits
 
 
