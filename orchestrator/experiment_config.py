@@ -3,8 +3,9 @@
 Sources, later ones winning: defaults < ``--preset`` < ``--config FILE`` (YAML or JSON) < ``--set key=value``
 < the explicit flags (``--name``, ``--storage``, ``--endpoint-url``). Keys are the fields below, search
 keys under ``search:`` (or ``search.KEY``, or plain ``KEY`` when it is a search key). The per-trial
-search keys ``seed``, ``lambda_time``, ``lambda_energy`` and ``profile`` are the scan dimensions:
-setting them sets ``seeds``, ``lambda_time``, ``lambda_energy``, ``profiles``. An unknown key or a bad
+search keys ``seed``, ``lambda_time``, ``lambda_energy``, ``dram_time_budget_us``, ``dram_energy_budget_uj``
+and ``profile`` are the scan dimensions: setting them sets ``seeds``, ``lambda_time``, ``lambda_energy``,
+the two budget lists and ``profiles``. An unknown key or a bad
 value is a ``ConfigError`` naming both. Types and bounds are declared once per field and checked by
 ``searchspace.schema``; this module only resolves the spellings.
 """
@@ -28,7 +29,9 @@ from .storage import DEFAULT_STORAGE
 SCANS: tuple[str, ...] = ("grid", "adaptive")
 
 # the search keys each trial overrides from its grid point, and the experiment field that holds the values
-TRIAL_KEYS = {"seed": "seeds", "lambda_time": "lambda_time", "lambda_energy": "lambda_energy", "profile": "profiles"}
+TRIAL_KEYS = {"seed": "seeds", "lambda_time": "lambda_time", "lambda_energy": "lambda_energy",
+              "dram_time_budget_us": "dram_time_budget_us", "dram_energy_budget_uj": "dram_energy_budget_uj",
+              "profile": "profiles"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class ExperimentConfig:
                                              min_items=1, ge=0)
     lambda_energy: tuple[float, ...] = setting((0.0,), "scan dimension: weights of the DRAM energy term (seed 2)",
                                                min_items=1, ge=0)
+    dram_time_budget_us: tuple[float, ...] = setting((0.0,), "scan dimension: DRAM time budgets of the deployed "
+                                                     "network, us (0 = off; search key of the same name)",
+                                                     min_items=1, ge=0)
+    dram_energy_budget_uj: tuple[float, ...] = setting((0.0,), "scan dimension: DRAM energy budgets, uJ (0 = off)",
+                                                       min_items=1, ge=0)
     profiles: tuple[str, ...] = setting((), "scan dimension: processors; [] = [search.profile]", nonempty=True)
     scan: str = setting("grid", "how points are chosen: \"grid\" (the full product) or \"adaptive\" "
                         "(orchestrator/scan_policy.py, a Tune Searcher)", choices=SCANS)
@@ -85,9 +93,12 @@ class ExperimentConfig:
         return self.profiles or (self.search.profile,)
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """Every trial's overrides, seeds x lambda_time x lambda_energy x profiles (the grid scan)."""
-        return [dict(seed=s, lambda_time=lt, lambda_energy=le, profile=p)
-                for s, lt, le, p in itertools.product(self.seeds, self.lambda_time, self.lambda_energy, self.profile_list)]
+        """Every trial's overrides, seeds x lambda_time x lambda_energy x budgets x profiles (the grid scan)."""
+        return [dict(seed=s, lambda_time=lt, lambda_energy=le, dram_time_budget_us=tb, dram_energy_budget_uj=eb,
+                     profile=p)
+                for s, lt, le, tb, eb, p in itertools.product(self.seeds, self.lambda_time, self.lambda_energy,
+                                                              self.dram_time_budget_us, self.dram_energy_budget_uj,
+                                                              self.profile_list)]
 
     def trial_config(self, point: Mapping[str, Any]) -> SearchConfig:
         return self.search.replace(**point)

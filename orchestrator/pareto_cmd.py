@@ -19,6 +19,15 @@ from .tables import load_experiment, load_front, load_scan
 # the columns the table format shows (csv and json carry every column)
 TABLE_COLUMNS = ("trial_id", "seed", "profile", "lambda_time", "lambda_energy", "accuracy", "error",
                  "dram_time_us", "dram_energy_uj", "dram_bytes", "params", "skip_count")
+# shown after TABLE_COLUMNS when some row of the front has a budget set (issue 10)
+BUDGET_TABLE_COLUMNS = ("dram_time_budget_us", "dram_energy_budget_uj")
+
+
+def table_columns(rows: list[dict]) -> tuple[str, ...]:
+    """TABLE_COLUMNS, plus the budget columns when any row ran with a budget."""
+    if any(r.get(c) for r in rows for c in BUDGET_TABLE_COLUMNS):
+        return TABLE_COLUMNS + BUDGET_TABLE_COLUMNS
+    return TABLE_COLUMNS
 
 
 def register(subparsers) -> None:
@@ -56,9 +65,10 @@ def render(front: pa.Table, fmt: str) -> str:
         w.writeheader()
         w.writerows(rows)
         return buf.getvalue()
-    cells = [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(TABLE_COLUMNS)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(TABLE_COLUMNS, widths))]
+    columns = table_columns(rows)
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines) + "\n"
 

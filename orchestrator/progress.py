@@ -40,8 +40,10 @@ def fmt(v: Any) -> str:
 
 
 def point_of(config: Mapping[str, Any]) -> str:
+    """A trial's scan point for its console lines; a budget is named when it is set."""
+    budgets = "".join(f" {k}={config[k]}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if config.get(k))
     return (f"seed={config.get('seed')} lambda_time={config.get('lambda_time')} "
-            f"lambda_energy={config.get('lambda_energy')} profile={config.get('profile')}")
+            f"lambda_energy={config.get('lambda_energy')}{budgets} profile={config.get('profile')}")
 
 
 def duration(seconds: float) -> str:

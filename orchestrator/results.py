@@ -50,12 +50,18 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("config", pa.string(), "JSON: the trial's full SearchConfig (reproduce it with `hwnas trial`)"),
     ("is_pareto", pa.bool_(), "on the non-dominated front of (error, dram_time_us, dram_energy_uj) over completed rows"),
     ("round", pa.int64(), "scan suggestion batch that ran the trial: 0 = the grid, or the adaptive scan's coarse grid"),
+    ("dram_time_budget_us", pa.float64(), "DRAM time budget of the deployed network in the search loss, us (0 = off)"),
+    ("dram_energy_budget_uj", pa.float64(), "DRAM energy budget of the deployed network in the search loss, uJ "
+     "(0 = off)"),
+    ("budget_penalty", pa.string(), "form of the budget penalty: hinge / absolute; null when the config is not known"),
+    ("budget_weight", pa.float64(), "weight of the budget penalty in the search loss"),
     ("deploy_layers", pa.int64(), "cells of the deployed network the dram_* columns are for (resolved: never 0); "
      "null when the trial's config is not known"),
     ("deploy_channels", pa.int64(), "initial channels of the same deployed network"),
     ("deploy_image_size", pa.int64(), "input image side (pixels) of the same deployed network"),
 )
 DEPLOY_COLUMNS = ("deploy_layers", "deploy_channels", "deploy_image_size")
+BUDGET_COLUMNS = ("dram_time_budget_us", "dram_energy_budget_uj")
 # a config holding these is a whole search config (written by SearchConfig.to_dict), not a scan point
 _GEOMETRY_KEYS = ("dataset", "layers", "channels", "eval_layers", "eval_channels")
 
@@ -151,6 +157,11 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
         "is_pareto": False,
         "round": 0,
         **_deployed(rec, config),
+        # budgets: a scan point or a config without them ran with none (0 = off)
+        "dram_time_budget_us": _float(pick("dram_time_budget_us")) or 0.0,
+        "dram_energy_budget_uj": _float(pick("dram_energy_budget_uj")) or 0.0,
+        "budget_penalty": None if pick("budget_penalty") is None else str(pick("budget_penalty")),
+        "budget_weight": _float(pick("budget_weight")),
     }
     for key in _JSON_COLUMNS:
         row[key] = _json(rec.get(key))
@@ -187,6 +198,12 @@ def conform(table: pa.Table) -> pa.Table:
     for name in DEPLOY_COLUMNS:  # tables written before the deployed geometry was a column: unknown
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, pa.int64()))
+    for name in BUDGET_COLUMNS:  # tables written before budgets: every trial ran without one
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([0.0] * table.num_rows, pa.float64()))
+    for name, typ in (("budget_penalty", pa.string()), ("budget_weight", pa.float64())):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, typ))
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise ValueError(f"not an hwnas results table: missing columns {missing}")

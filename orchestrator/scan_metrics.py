@@ -2,7 +2,7 @@
 
 Hypervolume (``hypervolume_of``): of the front in (error, dram_time_us / T0, dram_energy_uj / E0) with
 the reference point ``HV_REF`` = (1, 1.1, 1.1), where T0, E0 are the mean DRAM time and energy of the
-experiment's completed accuracy-only trials (lambda_time = lambda_energy = 0) on the same profile, or,
+experiment's completed accuracy-only trials (lambda_time = lambda_energy = 0, no budget) on the same profile, or,
 if there are none, the largest of its completed trials. The axes are "error" and "fraction of the
 accuracy-only network's DRAM cost", so experiments on the same task compare (grid vs adaptive, two
 profiles); the largest possible value is 1.21.
@@ -30,6 +30,8 @@ from .seedstats import mean_points, point_stats
 
 SCAN_FILE = "scan.parquet"
 HV_REF = (1.0, 1.1, 1.1)  # reference point of the hypervolume in (error, time / T0, energy / E0)
+# an accuracy-only trial has all of these 0 (or unknown): no cost weight, no budget
+ACCURACY_ONLY_ZERO = ("lambda_time", "lambda_energy", "dram_time_budget_us", "dram_energy_budget_uj")
 
 SCAN_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("round", pa.int64(), "suggestion batch: 0 = the coarse grid (or the whole grid scan), then one per batch "
@@ -51,6 +53,8 @@ SCAN_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("seconds", pa.float64(), "wall time from the batch's proposal until its last trial ended"),
     ("stop_reason", pa.string(), "on the last batch: why the scan stopped (budget, rounds, min_gain, no_point); "
                                  "else null"),
+    ("new_budgets", pa.string(), "JSON [[dram_time_budget_us, dram_energy_budget_uj], ...]: the budgets of "
+                                 "new_points' points, in the same order (0 = off); null when no budget is set"),
 )
 SCAN_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in SCAN_COLUMNS])
 
@@ -70,7 +74,7 @@ def reference_costs(trials: pa.Table) -> dict[str, tuple[float, float]]:
     out = {}
     for prof in sorted({r.get("profile") for r in done}, key=str):
         rs = [r for r in done if r.get("profile") == prof]
-        zero = [r for r in rs if not r.get("lambda_time") and not r.get("lambda_energy")]
+        zero = [r for r in rs if not any(r.get(k) for k in ACCURACY_ONLY_ZERO)]
         if zero:
             t0 = float(np.mean([r["dram_time_us"] for r in zero]))
             e0 = float(np.mean([r["dram_energy_uj"] for r in zero]))
@@ -172,7 +176,9 @@ def scan_row(round_: int, scan: str, trials: pa.Table, points: pa.Table, new_poi
     gaps_mean = front_gaps(means_front, lo, span)
     single = next(iter(refs.values())) if len(refs) == 1 else (None, None)
     return {
-        "round": round_, "scan": scan, "new_points": json.dumps([[float(a), float(b)] for a, b in new_points]),
+        "round": round_, "scan": scan, "new_points": json.dumps([[float(p[0]), float(p[1])] for p in new_points]),
+        "new_budgets": (json.dumps([[float(p[2]), float(p[3])] for p in new_points])
+                        if any(len(p) > 2 and any(p[2:]) for p in new_points) else None),
         "new_trials": int(new_trials), "trials": trials.num_rows, "completed": len(obj),
         "front_size": int(sum(bool(v) for v in trials.column("is_pareto").to_pylist())),
         "front_size_mean": int(sum(bool(v) for v in points.column("is_pareto").to_pylist())),
@@ -188,6 +194,8 @@ def scan_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 
 def conform_scan(table: pa.Table) -> pa.Table:
+    if "new_budgets" not in table.column_names:  # written before budgets were a scan dimension
+        table = table.append_column("new_budgets", pa.nulls(table.num_rows, pa.string()))
     missing = [n for n in SCAN_SCHEMA.names if n not in table.column_names]
     if missing:
         raise ValueError(f"not an hwnas scan table: missing columns {missing}")
@@ -230,5 +238,6 @@ def batch_scan_rows(trials: pa.Table, batches: Sequence[Mapping[str, Any]], stop
 def grid_scan_table(trials: pa.Table, seconds: float) -> pa.Table:
     """scan.parquet of a grid scan: one batch, every point."""
     pts = point_stats(trials)
-    lam = sorted({(r["lambda_time"], r["lambda_energy"]) for r in pts.to_pylist()})
+    lam = sorted({(r["lambda_time"], r["lambda_energy"], r["dram_time_budget_us"] or 0.0,
+                   r["dram_energy_budget_uj"] or 0.0) for r in pts.to_pylist()})
     return scan_table([scan_row(0, "grid", trials, pts, lam, trials.num_rows, None, seconds)])

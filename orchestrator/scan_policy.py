@@ -4,12 +4,13 @@
 drives, and that tests drive directly:
 
 - ``suggest(trial_id)`` hands out the next trial point (``seed``, ``lambda_time``, ``lambda_energy``,
-  ``profile``), ``None`` when it must wait for a result, or ``DONE`` when the scan is over.
+  the budgets ``dram_time_budget_us`` / ``dram_energy_budget_uj`` when the experiment sets any, ``profile``),
+  ``None`` when it must wait for a result, or ``DONE`` when the scan is over.
 - ``complete(trial_id, result, error)`` feeds a finished trial back.
 
 Batch 0 is the coarse grid (every point with every seed). When the queue of points is empty and a trial
 has finished since the last proposal, the policy proposes the next *suggestion batch*: up to
-``scan_batch`` new lambda points (``scan_space.choose_points`` over the trials finished so far; points in
+``scan_batch`` new points (``scan_space.choose_points`` over the trials finished so far; points in
 flight count as taken), each with every seed. There is no round barrier: a batch is proposed as soon as
 a worker would otherwise idle, while earlier trials still run.
 
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .results import COMPLETED, FAILED, make_row, rows_to_table
 from .scan_metrics import hypervolume_of
-from .scan_space import LambdaSpace, Point, budget_of, choose_points, coarse_points
+from .scan_space import LambdaSpace, Point, budget_of, choose_points, coarse_points, describe_point
 from .seedstats import point_stats
 
 if TYPE_CHECKING:
@@ -138,11 +139,11 @@ class ScanPolicy:
     def _propose(self, points: list[tuple[Point, str]]) -> None:
         batch = Batch(len(self.batches), [p for p, _ in points], [why for _, why in points], self.clock())
         self.batches.append(batch)
+        keys = self.settings.space.keys
         for p, why in points:
-            log.info("scan batch %d: lambda_time=%g lambda_energy=%g (%s)", batch.index, p[0], p[1], why)
+            log.info("scan batch %d: %s (%s)", batch.index, describe_point(keys, p), why)
             for s in self.settings.seeds:
-                self.queue.append((batch.index, dict(seed=s, lambda_time=p[0], lambda_energy=p[1],
-                                                     profile=self.settings.profile)))
+                self.queue.append((batch.index, dict(seed=s, **dict(zip(keys, p)), profile=self.settings.profile)))
 
     def _in_flight(self) -> int:
         return sum(1 for t in self.assigned if t not in self.rows)
@@ -156,7 +157,7 @@ class ScanPolicy:
             self.used_results = self.results
             n = min(st.batch, (st.budget - len(self.assigned)) // len(st.seeds))
             table = rows_to_table(list(self.rows.values()))
-            taken = sorted({(float(p["lambda_time"]), float(p["lambda_energy"])) for _, p in self.assigned.values()})
+            taken = sorted({st.space.key_of(p) for _, p in self.assigned.values()})
             new = choose_points(point_stats(table), table, st.space, n, taken)
             if new:
                 self._propose(new)

@@ -1,8 +1,13 @@
 """The adaptive scan's lambda space (Ray-free): coarse grid, log coordinates, gap filling, config rules.
 
+- The scanned dimensions are whichever of ``lambda_time``, ``lambda_energy``, ``dram_time_budget_us``,
+  ``dram_energy_budget_uj`` have two or more configured values. A point is the tuple of ``point_keys``:
+  (lambda_time, lambda_energy), plus (dram_time_budget_us, dram_energy_budget_uj) when any budget is set.
 - The coarse grid: lambda = 0 and ``scan_init`` log-spaced values between the smallest nonzero and the
-  largest configured value of each *scanned* lambda (one with two or more configured values; both when
-  both vary, then their product), every point with every seed.
+  largest configured value of each *scanned* lambda; for a scanned budget (0 is "off", not an end of the
+  range, so a scanned budget's values must all be > 0) ``max(scan_init, 2)`` log-spaced values from its
+  smallest to its largest (scan_init=0: the configured values). The product over the scanned dimensions,
+  every point with every seed.
 - New points (``choose_points``): the front over the per-point means (``seedstats``) is taken in min-max
   normalised objective space (error, dram_time_us, dram_energy_uj); its gaps (``scan_metrics.front_gaps``)
   are filled longest first. For a gap between points A and B the new lambda is their geometric mean in
@@ -17,6 +22,7 @@ calls it from its own validation).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -32,16 +38,39 @@ if TYPE_CHECKING:
     from .experiment_config import ExperimentConfig
 
 LAMBDA_KEYS = ("lambda_time", "lambda_energy")
+BUDGET_KEYS = ("dram_time_budget_us", "dram_energy_budget_uj")  # 0 = off; scanned in log space, never through 0
+SCAN_KEYS = LAMBDA_KEYS + BUDGET_KEYS
 ZERO_OCTAVES = 2  # lambda = 0 sits this many factors of two below the smallest nonzero coarse value
 MIN_STEP = 1.25  # a new lambda differs from every point already run by at least this factor (in some dim)
 MIN_LOG = math.log(MIN_STEP)
 
-Point = tuple[float, float]  # (lambda_time, lambda_energy)
+Point = tuple[float, ...]  # values of point_keys: (lambda_time, lambda_energy[, time budget, energy budget])
 
 
 def scanned_dims(exp: "ExperimentConfig") -> tuple[str, ...]:
-    """The lambdas the adaptive scan varies: those configured with two or more distinct values."""
-    return tuple(k for k in LAMBDA_KEYS if len(set(getattr(exp, k))) >= 2)
+    """The dimensions the adaptive scan varies: lambdas and budgets configured with two or more distinct values."""
+    return tuple(k for k in SCAN_KEYS if len(set(getattr(exp, k, (0.0,)))) >= 2)
+
+
+def point_keys(exp: "ExperimentConfig") -> tuple[str, ...]:
+    """The keys of a scan point: the lambdas, and the budgets too when any budget is set (so a lambda-only
+    experiment keeps its (lambda_time, lambda_energy) points)."""
+    return SCAN_KEYS if any(v for k in BUDGET_KEYS for v in getattr(exp, k, (0.0,))) else LAMBDA_KEYS
+
+
+def budget_values(values: Sequence[float], k: int) -> list[float]:
+    """A scanned budget's coarse values: ``max(k, 2)`` log-spaced from its smallest to its largest (k=0: values)."""
+    pos = sorted({float(v) for v in values})
+    if k == 0 or len(pos) < 2:
+        return pos
+    return [float(f"{v:.4g}") for v in np.geomspace(pos[0], pos[-1], max(k, 2))]
+
+
+def dim_values(exp: "ExperimentConfig", key: str) -> list[float]:
+    """The coarse grid's values of one dimension (a fixed one: its configured value)."""
+    if key not in scanned_dims(exp):
+        return [float(getattr(exp, key)[0])]
+    return (budget_values if key in BUDGET_KEYS else coarse_values)(getattr(exp, key), exp.scan_init)
 
 
 def coarse_values(values: Sequence[float], k: int) -> list[float]:
@@ -55,11 +84,8 @@ def coarse_values(values: Sequence[float], k: int) -> list[float]:
     return [0.0, *[float(f"{v:.4g}") for v in np.geomspace(lo, hi, k)]]
 
 
-def coarse_points(exp: "ExperimentConfig") -> list[tuple[float, float]]:
-    dims = scanned_dims(exp)
-    per = {k: (coarse_values(getattr(exp, k), exp.scan_init) if k in dims else [float(getattr(exp, k)[0])])
-           for k in LAMBDA_KEYS}
-    return [(lt, le) for lt in per["lambda_time"] for le in per["lambda_energy"]]
+def coarse_points(exp: "ExperimentConfig") -> list[Point]:
+    return list(itertools.product(*(dim_values(exp, k) for k in point_keys(exp))))
 
 
 def budget_of(exp: "ExperimentConfig") -> int:
@@ -72,9 +98,14 @@ def check_adaptive(exp: "ExperimentConfig") -> None:
         raise ConfigError(f"config key 'profiles' = {exp.profile_list!r}: an adaptive scan runs one profile; run one "
                           "experiment per profile and compare them with `hwnas pareto URI --compare URI2`")
     if not scanned_dims(exp):
-        raise ConfigError(f"config key 'scan' = {exp.scan!r}: needs lambda_time or lambda_energy with at least two "
-                          f"values (the range to scan); got lambda_time={list(exp.lambda_time)} "
-                          f"lambda_energy={list(exp.lambda_energy)}")
+        raise ConfigError(f"config key 'scan' = {exp.scan!r}: needs lambda_time, lambda_energy, dram_time_budget_us "
+                          f"or dram_energy_budget_uj with at least two values (the range to scan); got "
+                          + " ".join(f"{k}={list(getattr(exp, k))}" for k in SCAN_KEYS))
+    for k in scanned_dims(exp):
+        if k in BUDGET_KEYS and min(getattr(exp, k)) <= 0:
+            raise ConfigError(f"config key {k!r} = {list(getattr(exp, k))}: a scanned budget range must be > 0 "
+                              f"(0 is \"off\", not an end of the range); scan budgets or lambdas in one experiment, "
+                              f"or run the budget-off point as its own")
     coarse = len(coarse_points(exp)) * len(exp.seeds)
     if exp.scan_budget and exp.scan_budget < coarse:
         raise ConfigError(f"config key 'scan_budget' = {exp.scan_budget!r}: smaller than the coarse grid "
@@ -83,33 +114,42 @@ def check_adaptive(exp: "ExperimentConfig") -> None:
 
 @dataclass(frozen=True)
 class LambdaSpace:
-    """Log coordinates of the scanned lambdas; 0 maps to a fixed position below the smallest nonzero value."""
+    """Log coordinates of the scanned dims; lambda = 0 maps to a fixed position below the smallest nonzero
+    value, a budget (always > 0 when scanned) has no zero position (-inf)."""
     dims: tuple[str, ...]
-    zero: tuple[float, ...]  # log position of lambda = 0, per scanned dim
+    zero: tuple[float, ...]  # log position of lambda = 0, per scanned dim (-inf: a budget)
+    keys: tuple[str, ...] = LAMBDA_KEYS  # what a point's values are (point_keys)
 
     @classmethod
     def of(cls, exp: "ExperimentConfig") -> "LambdaSpace":
         dims = scanned_dims(exp)
         zero = []
         for k in dims:
+            if k in BUDGET_KEYS:
+                zero.append(-math.inf)
+                continue
             pos = [v for v in coarse_values(getattr(exp, k), exp.scan_init) if v > 0]
             zero.append(math.log(min(pos)) - ZERO_OCTAVES * math.log(2.0))
-        return cls(dims, tuple(zero))
+        return cls(dims, tuple(zero), point_keys(exp))
+
+    def key_of(self, row) -> Point:
+        """A mapping with the point keys (a trial point, a points.parquet row) -> its point (None = 0)."""
+        return tuple(float(row.get(k) or 0.0) for k in self.keys)
 
     def coords(self, point: Sequence[float]) -> np.ndarray:
-        """(lambda_time, lambda_energy) -> log coordinates of the scanned dims."""
+        """A point (values of ``keys``) -> log coordinates of the scanned dims."""
         out = []
         for k, z in zip(self.dims, self.zero):
-            v = point[LAMBDA_KEYS.index(k)]
+            v = point[self.keys.index(k)]
             out.append(math.log(v) if v > 0 and math.log(v) > z else z)
         return np.asarray(out, dtype=float)
 
-    def point(self, coords: np.ndarray, base: Sequence[float]) -> tuple[float, float]:
-        """Log coordinates -> (lambda_time, lambda_energy), non-scanned dims from ``base``."""
-        p = [float(base[0]), float(base[1])]
+    def point(self, coords: np.ndarray, base: Sequence[float]) -> Point:
+        """Log coordinates -> a point, non-scanned dims from ``base``."""
+        p = [float(v) for v in base]
         for k, z, c in zip(self.dims, self.zero, coords):
-            p[LAMBDA_KEYS.index(k)] = 0.0 if c <= z + 1e-12 else float(f"{math.exp(c):.4g}")
-        return p[0], p[1]
+            p[self.keys.index(k)] = 0.0 if c <= z + 1e-12 else float(f"{math.exp(c):.4g}")
+        return tuple(p)
 
 
 def far_enough(c: np.ndarray, taken: list[np.ndarray]) -> bool:
@@ -117,8 +157,8 @@ def far_enough(c: np.ndarray, taken: list[np.ndarray]) -> bool:
 
 
 def fill_gap(space: LambdaSpace, a: Sequence[float], b: Sequence[float], taken: list[np.ndarray],
-          depth: int = 4) -> tuple[float, float] | None:
-    """A new point between lambda points a and b (their geometric mean, or inside the longer half)."""
+          depth: int = 4) -> Point | None:
+    """A new point between points a and b (their geometric mean, or inside the longer half)."""
     ca, cb = space.coords(a), space.coords(b)
     if np.max(np.abs(ca - cb)) < 2 * MIN_LOG - 1e-9:
         return None
@@ -139,11 +179,11 @@ def fill_gap(space: LambdaSpace, a: Sequence[float], b: Sequence[float], taken: 
 
 
 def choose_points(points: pa.Table, trials: pa.Table, space: LambdaSpace, n: int,
-                  evaluated: Sequence[tuple[float, float]]) -> list[tuple[tuple[float, float], str]]:
-    """Up to ``n`` new (lambda_time, lambda_energy), each with why: fill the largest gaps of the
-    per-point-means front first, then the widest unexplored stretches of lambda space."""
+                  evaluated: Sequence[Point]) -> list[tuple[Point, str]]:
+    """Up to ``n`` new points (values of ``space.keys``), each with why: fill the largest gaps of the
+    per-point-means front first, then the widest unexplored stretches of the scanned space."""
     taken = [space.coords(p) for p in evaluated]
-    chosen: list[tuple[tuple[float, float], str]] = []
+    chosen: list[tuple[Point, str]] = []
 
     def take(a, b, why) -> bool:
         p = fill_gap(space, a, b, taken)
@@ -162,16 +202,26 @@ def choose_points(points: pa.Table, trials: pa.Table, space: LambdaSpace, n: int
         for length, i, j in front_gaps(fobj, lo, span):
             if length <= 1e-12:  # identical means: no gap
                 break
-            a = (front[i]["lambda_time"], front[i]["lambda_energy"])
-            b = (front[j]["lambda_time"], front[j]["lambda_energy"])
-            if take(a, b, f"front gap {length:.3f} between lambda {a} and {b}"):
+            a, b = space.key_of(front[i]), space.key_of(front[j])
+            if take(a, b, f"front gap {length:.3f} between {_name(space, a)} and {_name(space, b)}"):
                 return chosen
     # no (more) usable gap on the front: bisect the widest stretches between points already run
-    lam = sorted({(float(r["lambda_time"]), float(r["lambda_energy"])) for r in rows} | set(evaluated))
+    lam = sorted({space.key_of(r) for r in rows} | {tuple(float(v) for v in p) for p in evaluated})
     coords = np.asarray([space.coords(p) for p in lam]).reshape(len(lam), -1)
     for length, i, j in mst_edges(coords):
-        if take(lam[i], lam[j], f"unexplored lambda stretch between {lam[i]} and {lam[j]}"):
+        if take(lam[i], lam[j], f"unexplored stretch between {_name(space, lam[i])} and {_name(space, lam[j])}"):
             return chosen
     return chosen
+
+
+def _name(space: LambdaSpace, point: Point) -> str:
+    """'lambda (0.5, 0.0)', or with budgets 'lambda (0.5, 0.0) budget (40.0, 0.0)'."""
+    lam = tuple(point[:2])
+    return f"lambda {lam}" if len(point) == 2 else f"lambda {lam} budget {tuple(point[2:])}"
+
+
+def describe_point(keys: Sequence[str], point: Sequence[float]) -> str:
+    """'lambda_time=0.5 lambda_energy=0' (+ the budgets that are set): a scan point in a log line."""
+    return " ".join(f"{k}={v:g}" for k, v in zip(keys, point) if k in LAMBDA_KEYS or v)
 
 

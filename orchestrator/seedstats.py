@@ -1,4 +1,5 @@
-"""Seed statistics: one row per lambda point (profile, lambda_time, lambda_energy) over its seeds.
+"""Seed statistics: one row per point (profile, lambda_time, lambda_energy, dram_time_budget_us,
+dram_energy_budget_uj) over its seeds.
 
 The field reports best-of-N; users also want the spread. For every point this gives, over its completed
 trials, the mean, the sample standard deviation (null with one trial) and the best of accuracy and of
@@ -42,6 +43,8 @@ POINT_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("best_trial_id", pa.string(), "the most accurate trial of the point"),
     ("is_pareto", pa.bool_(), "on the front over the per-point means (error_mean, dram_time_us_mean, dram_energy_uj_mean)"),
     ("any_trial_on_front", pa.bool_(), "some trial of the point is on the all-trials front (trials.is_pareto)"),
+    ("dram_time_budget_us", pa.float64(), "DRAM time budget of the point, us (0 = off)"),
+    ("dram_energy_budget_uj", pa.float64(), "DRAM energy budget of the point, uJ (0 = off)"),
 )
 POINT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in POINT_COLUMNS])
 MEAN_OBJECTIVES = ("error_mean", "dram_time_us_mean", "dram_energy_uj_mean")
@@ -52,7 +55,9 @@ def _std(values: list[float]) -> float | None:
 
 
 def point_key(row: dict[str, Any]) -> tuple:
-    return (row.get("profile"), float(row.get("lambda_time") or 0.0), float(row.get("lambda_energy") or 0.0))
+    """(profile, lambda_time, lambda_energy, dram_time_budget_us, dram_energy_budget_uj); unknown = 0 (off)."""
+    return (row.get("profile"), float(row.get("lambda_time") or 0.0), float(row.get("lambda_energy") or 0.0),
+            float(row.get("dram_time_budget_us") or 0.0), float(row.get("dram_energy_budget_uj") or 0.0))
 
 
 def point_stats(trials: pa.Table) -> pa.Table:
@@ -62,7 +67,7 @@ def point_stats(trials: pa.Table) -> pa.Table:
     for r in rows:
         groups.setdefault(point_key(r), []).append(r)
     out = []
-    for key in sorted(groups, key=lambda k: (str(k[0]), k[1], k[2])):
+    for key in sorted(groups, key=lambda k: (str(k[0]), *k[1:])):
         rs = groups[key]
         done = [r for r in rs if r.get("status") == "completed" and r.get("accuracy") is not None
                 and all(r.get(c) is not None and math.isfinite(r[c]) for c in ("dram_time_us", "dram_energy_uj"))]
@@ -85,6 +90,7 @@ def point_stats(trials: pa.Table) -> pa.Table:
             "best_trial_id": best["trial_id"] if best else None,
             "is_pareto": False,
             "any_trial_on_front": any(bool(r.get("is_pareto")) for r in rs),
+            "dram_time_budget_us": key[3], "dram_energy_budget_uj": key[4],
         })
     table = pa.table({n: pa.array([r[n] for r in out], type=t) for n, t, _ in POINT_COLUMNS}, schema=POINT_SCHEMA)
     points = mean_points(table)
@@ -101,6 +107,9 @@ def mean_points(points: pa.Table) -> np.ndarray:
 
 
 def conform_points(table: pa.Table) -> pa.Table:
+    for name in ("dram_time_budget_us", "dram_energy_budget_uj"):  # written before budgets: every point had none
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([0.0] * table.num_rows, pa.float64()))
     missing = [n for n in POINT_SCHEMA.names if n not in table.column_names]
     if missing:
         raise ValueError(f"not an hwnas points table: missing columns {missing}")
@@ -111,7 +120,8 @@ def describe_points(points: pa.Table) -> list[str]:
     """Lines 'lambda point: accuracy mean +- std (best of N), DRAM time ..., energy ...' for the summary."""
     lines = []
     for r in points.to_pylist():
-        head = (f"lambda_time={r['lambda_time']:g} lambda_energy={r['lambda_energy']:g} "
+        budgets = "".join(f" {k}={r[k]:g}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if r.get(k))
+        head = (f"lambda_time={r['lambda_time']:g} lambda_energy={r['lambda_energy']:g}{budgets} "
                 f"({r['completed']}/{r['trials']} seeds)")
         if not r["completed"]:
             lines.append(f"    {head}: no completed trial")

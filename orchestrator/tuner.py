@@ -46,6 +46,8 @@ def grid_param_space(exp: "ExperimentConfig") -> dict:
     space = exp.search.to_dict()
     space.update(seed=tune.grid_search(list(exp.seeds)), lambda_time=tune.grid_search(list(exp.lambda_time)),
                  lambda_energy=tune.grid_search(list(exp.lambda_energy)),
+                 dram_time_budget_us=tune.grid_search(list(exp.dram_time_budget_us)),
+                 dram_energy_budget_uj=tune.grid_search(list(exp.dram_energy_budget_uj)),
                  profile=tune.grid_search(list(exp.profile_list)))
     return space
 
