@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
-from searchspace.layout import expand_genotype
+from searchspace.layout import eval_geometry, expand_genotype
 
 from .cells import Network, derived_edge_spec
 from .data import Datasets, batches, load_datasets
@@ -32,8 +32,10 @@ class TargetRun(NamedTuple):
 
 
 def target_geometry(config: SearchConfig) -> tuple[int, int]:
-    """(layers, channels) of the target network: ``eval_layers`` / ``eval_channels``, 0 = the search's."""
-    return config.eval_layers or config.layers, config.eval_channels or config.channels
+    """(layers, channels) of the target network: ``eval_layers`` / ``eval_channels``, 0 = the search's
+    (``searchspace.layout.eval_geometry``, the one definition the cost model uses too)."""
+    geo = eval_geometry(config)
+    return geo.layers, geo.channels
 
 
 def build_target(config: SearchConfig, genotype: Genotype,
