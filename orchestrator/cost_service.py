@@ -47,6 +47,7 @@ _QUERY_SCHEMA = [("profile", pa.string()), ("op", pa.string()), ("c_in", pa.int6
                  ("h", pa.int64()), ("w", pa.int64()), ("stride", pa.int64()), ("batch", pa.int64())]
 _COST_SCHEMA = [("profile_name", pa.string()), ("dram_read_bytes", pa.int64()), ("dram_write_bytes", pa.int64()),
                 ("dram_bytes", pa.int64()), ("compulsory_bytes", pa.int64()), ("dram_transfers", pa.int64()),
+                ("dram_latencies", pa.int64()),
                 ("onchip_intermediates", pa.int64()), ("spilled_intermediates", pa.int64()),
                 ("dram_time_us", pa.float64()), ("dram_energy_uj", pa.float64())]
 EXPORT_SCHEMA = pa.schema(_QUERY_SCHEMA + _COST_SCHEMA)

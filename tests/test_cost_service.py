@@ -76,6 +76,7 @@ def test_export_table(service):
     rows = {(r["profile"], r["op"], r["c_in"], r["h"], r["stride"]): r for r in table.to_pylist()}
     r = rows[("eyeriss", "dil_conv_5x5", 32, 16, 2)]
     assert r["dram_bytes"] == r["dram_read_bytes"] + r["dram_write_bytes"] and r["profile_name"] == "eyeriss"
+    assert r["dram_latencies"] >= 1  # every kernel pays at least one DRAM latency (the time model's unit)
 
 
 @pytest.mark.parametrize("case", list(BAD))
