@@ -120,3 +120,25 @@ def test_supernet_budget_penalty_in_the_arch_step():
     cheap = cost.argmin(-1, keepdim=True)
     differs = (cost.max(-1).values > cost.min(-1).values)
     assert torch.all(grad[0].gather(-1, dear)[differs] > grad[0].gather(-1, cheap)[differs])
+
+
+def test_compiled_step_sees_the_budget_like_eager():
+    """The compiled architecture step (trainables/compiled.py calls the same CostTerm.loss) moves the alphas
+    as the eager one does with a budget that binds."""
+    from trainables.compiled import compile_problem
+    from trainables.train import search_epoch
+
+    if compile_problem(torch.device("cpu")) is not None:
+        pytest.skip("torch.compile cannot run here (no C++ compiler)")
+    small = dict(layers=1, channels=2, nodes=1, batch_size=4, device="cpu", dram_time_budget_us=1e-6,
+                 budget_penalty="absolute", budget_weight=5.0)
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(4, 1, 16, 16, generator=g), torch.randint(0, 10, (4,), generator=g))]
+    alphas = []
+    for mode in ("off", "on"):
+        sn = build_supernet(tiny(**small, compile=mode), pools_cheap, 1)
+        search_epoch(sn, data, None, True, 5.0)
+        alphas.append(sn.alpha.detach().clone())
+    assert sn.step_functions() is not None  # it really ran compiled
+    torch.testing.assert_close(alphas[1], alphas[0], rtol=1e-3, atol=1e-6)
+    assert alphas[0].abs().sum() > 0
