@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from searchspace.genotype import Genotype, cell_edges
 from searchspace.layout import CellPlan, plan_cells
+from .guard import GuardTerms, dropout
 from .modules import FactorizedReduce, build_op
 
 # [cell][edge] -> candidate operator names on that edge (empty = edge absent)
@@ -49,8 +50,14 @@ class MixedOp(nn.Module):
         tails = [_after_relu(m) for m in self.ops.values()] if shared_relu else []
         # plain list (not registered): the tails share the registered modules' parameters
         self._tails = tails if sum(t is not None for t in tails) >= 2 else None
+        # collapse guards (trainables.guard): which candidates are parameter-free (skip as identity, the
+        # supernet's pools: skip_dropout's targets), and whether the edge keeps its shape (aux_skip's identity)
+        self._free = tuple(not any(True for _ in m.parameters()) for m in self.ops.values())
+        self._keeps_shape = stride == 1
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None, terms: GuardTerms | None = None) -> torch.Tensor:
+        # x: (N, C, H, W); weights: (K_max,) mixing weights or None (derived edge: no guard terms either);
+        # terms: the search's collapse-guard inputs (0-dim tensors), None outside the search's steps
         ops = list(self.ops.values())
         if weights is None:
             return ops[0](x)
@@ -59,9 +66,13 @@ class MixedOp(nn.Module):
         else:
             xr = torch.relu(x)
             outs = [op(x) if tail is None else tail(xr) for op, tail in zip(ops, self._tails)]
+        if terms is not None and terms.drop_rate is not None and self.training:
+            outs = [dropout(o, terms.drop_rate) if free else o for o, free in zip(outs, self._free)]
         out = weights[0] * outs[0]
         for k in range(1, len(outs)):
             out = out + weights[k] * outs[k]
+        if terms is not None and terms.aux_weight is not None and self._keeps_shape:
+            out = out + terms.aux_weight * x  # DARTS-'s auxiliary skip, (N, C, H, W)
         return out
 
 
@@ -84,7 +95,8 @@ class Cell(nn.Module):
                 stride = 2 if plan.reduction and src < 2 else 1
                 self.edges[str(e)] = MixedOp(cands, plan.c, stride, affine, shared_relu, supernet)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None,
+                terms: GuardTerms | None = None) -> torch.Tensor:
         # weights: (n_edges, K_max) mixing weights of this cell, or None for a derived cell
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         e = 0
@@ -93,7 +105,7 @@ class Cell(nn.Module):
             for src in range(dst):
                 op = self.edges[str(e)] if str(e) in self.edges else None
                 if op is not None:
-                    y = op(states[src], None if weights is None else weights[e])
+                    y = op(states[src], None if weights is None else weights[e], terms)
                     acc = y if acc is None else acc + y
                 e += 1
             if acc is None:
@@ -119,11 +131,13 @@ class Network(nn.Module):
         self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine, shared_relu, supernet) for p in self.plans)
         self.classifier = build_op("classifier", nodes * self.plans[-1].c, num_classes, 1, True)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (N, in_channels, 32, 32); weights: (layers, n_edges, K_max) per-cell mixing weights or None
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None,
+                terms: GuardTerms | None = None) -> torch.Tensor:
+        # x: (N, in_channels, 32, 32); weights: (layers, n_edges, K_max) per-cell mixing weights or None;
+        # terms: the collapse guard's extra inputs during search steps (trainables.guard), else None
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, None if weights is None else weights[i])
+            s0, s1 = s1, cell(s0, s1, None if weights is None else weights[i], terms)
         return self.classifier(s1)  # (N, num_classes) logits
 
     def weight_parameters(self):

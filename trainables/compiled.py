@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .arch import mixing_weights
+from .guard import GuardTerms, beta_penalty
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ class CompiledStep:
     the eager path (after a fallback). ``compile_seconds``: wall time of the first call of each (the
     compile itself, one step included)."""
 
-    arch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
-    weight_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None
+    arch_loss: Callable[..., torch.Tensor] | None  # (x, y, terms=None, penalty=None) -> loss
+    weight_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None  # (x, y, w, terms=None) -> (loss, logits)
     compile_seconds: float = 0.0
     compiled: set[str] = field(default_factory=set)  # names of the functions compiled so far
     fallback: str | None = None  # why the step went back to eager, if it did
@@ -102,16 +103,20 @@ def compiled_step(st) -> CompiledStep:
     net, cost = st.net, st.cost
     mask, set_of_cell, alpha = st.mask, st.set_of_cell, st.alpha
 
-    def arch_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # x: (N, C, H, W), y: (N,); alpha (n_sets, E, K_max) is the only input that needs a gradient
+    def arch_loss(x: torch.Tensor, y: torch.Tensor, terms: GuardTerms | None = None,
+                  penalty: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (N, C, H, W), y: (N,); alpha (n_sets, E, K_max) is the only input that needs a gradient;
+        # terms / penalty: the collapse guard's per-epoch 0-dim tensors (inputs, so a new value never recompiles)
         w = mixing_weights(alpha, mask, set_of_cell)  # (cells, E, K_max)
         params = {k: v.detach() for k, v in net.named_parameters()}
-        logits = torch.func.functional_call(net, params, (x, w), strict=False)  # (N, classes)
-        return F.cross_entropy(logits, y) + cost.loss(w)
+        logits = torch.func.functional_call(net, params, (x, w, terms), strict=False)  # (N, classes)
+        loss = F.cross_entropy(logits, y) + cost.loss(w)
+        return loss if penalty is None else loss + beta_penalty(alpha, mask, penalty)
 
-    def weight_loss(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def weight_loss(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                    terms: GuardTerms | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         # w: (cells, E, K_max) detached mixing weights
-        logits = net(x, w)
+        logits = net(x, w, terms)
         return F.cross_entropy(logits, y), logits
 
     mode = "reduce-overhead" if device.type == "cuda" else None

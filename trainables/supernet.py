@@ -275,6 +275,7 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
         if config.arch_data == "split":  # claim 6 uses the same batches; DARTS a held-out stream
             arch_stream = itertools.chain.from_iterable(
                 batches(data.val, config.batch_size, gen, config.augment) for _ in itertools.count())
+        guard.seed_epoch(config.seed, stage, epoch)
         m = search_epoch(sn, batches(data.train, config.batch_size, gen, config.augment), arch_stream,
                          update_arch, config.grad_clip, guard.for_epoch(epoch, sn.alpha.device))
         metrics = {"phase": phase, "epoch": epoch + 1, **epoch_summary(m, phase, epoch + 1), "lr": lr,
