@@ -63,8 +63,9 @@ class ExperimentSummary:
                  f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete) in {self.seconds:.0f}s",
                  f"  trials: {where}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {where}/{PARETO_FILE}"]
         for r in self.front.to_pylist():
+            budgets = "".join(f" {k}={r[k]:g}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if r.get(k))
             lines.append(f"    {r['trial_id']}: seed={r['seed']} lambda_time={r['lambda_time']:g} "
-                         f"lambda_energy={r['lambda_energy']:g} accuracy={r['accuracy']:.4f} "
+                         f"lambda_energy={r['lambda_energy']:g}{budgets} accuracy={r['accuracy']:.4f} "
                          f"dram_time_us={r['dram_time_us']:.4g} dram_energy_uj={r['dram_energy_uj']:.4g}")
         if self.scan is not None:
             from .scan_metrics import describe_round

@@ -34,7 +34,7 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Tabl
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=70, facecolors="none", edgecolors="tab:red",
                    linewidths=2, label="Pareto front (error, time, energy)", zorder=3)
         for x, y, r in pts:
-            ax.annotate(f"lt={r['lambda_time']:g} le={r['lambda_energy']:g}", (x, y), textcoords="offset points",
+            ax.annotate(point_label(r), (x, y), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
         ax.margins(0.08)
         ax.set_xlabel(label)
@@ -49,6 +49,13 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Tabl
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def point_label(row: dict) -> str:
+    """A front point's scan coordinates: ``lt=0.5 le=0`` and, when set, its budgets (``T<=40`` us, ``E<=90`` uJ)."""
+    budget = "".join(f" {short}<={row[k]:g}" for k, short in (("dram_time_budget_us", "T"),
+                                                              ("dram_energy_budget_uj", "E")) if row.get(k))
+    return f"lt={row['lambda_time']:g} le={row['lambda_energy']:g}{budget}"
 
 
 def plot_hypervolume(ax, scan: pa.Table, label: str = "", color: Any = None) -> None:

@@ -130,3 +130,11 @@ def test_pareto_table_and_progress_name_budgets_when_set():
     assert "dram_time_budget_us" not in render(rows_to_table(plain), "table")
     assert "dram_time_budget_us=40" in point_of({"seed": 0, "lambda_time": 0, "dram_time_budget_us": 40})
     assert "budget" not in point_of({"seed": 0, "lambda_time": 0, "dram_time_budget_us": 0.0})
+
+
+def test_plot_labels_name_budgets_when_set():
+    from orchestrator.plot import point_label
+
+    assert point_label({"lambda_time": 0.5, "lambda_energy": 0.0}) == "lt=0.5 le=0"
+    assert point_label({"lambda_time": 0.0, "lambda_energy": 0.0, "dram_time_budget_us": 40.0,
+                        "dram_energy_budget_uj": 0.0}) == "lt=0 le=0 T<=40"
