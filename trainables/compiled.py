@@ -10,6 +10,8 @@ What is compiled, and why that way:
 * ``weight_loss(x, y, w) -> (loss, logits)``: forward and cross entropy under fixed mixing weights;
   ``loss.backward()`` runs AOTAutograd's compiled backward graph.
 
+Both take the collapse guard's per-epoch values (``trainables.guard``: the auxiliary-skip weight, the dropout
+rate, the beta-decay weight) as 0-dim tensor inputs, so a schedule's new value each epoch does not recompile.
 Both are compiled with ``fullgraph=True`` and ``dynamic=False`` (static shapes: ``data.batches`` drops the
 last partial batch, so every step of an epoch has the batch's shape). Stage 2 builds a new supernet (other
 candidate sets), hence its own compile; inside a stage nothing recompiles. On CUDA the mode is
