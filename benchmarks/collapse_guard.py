@@ -2,8 +2,8 @@
 
 For each ``--guards`` value (``config.collapse_guard``), each lambda_time of ``--lambdas`` and each search seed
 of ``--seeds``, one two-stage search on a small protocol where collapse shows (search_quality's "quick"
-geometry with longer stages: ``max_epochs`` 6 and ``patience`` 6 by default, so the alphas have time to
-collapse), profile mobile-npu, the deployed network 20 cells x 36 channels. Per run it reports:
+geometry with 200 search images, 5-epoch stages that run to the end, and arch_lr 0.03, so the alphas have
+time to collapse), profile mobile-npu, the deployed network 20 cells x 36 channels. Per run it reports:
 
 * ``s1 raw``: skip_connects per normal cell in stage 1's argmax cell (per node the two strongest incoming
   edges, each edge's strongest candidate; ``trainables.guard.argmax_cell_skips``), no cap: the raw collapse;
@@ -18,7 +18,9 @@ Then one summary row per guard (means over lambdas and seeds) and the winner by 
 final raw skips per normal cell (ties: fewest stage-1 raw skips, then higher accuracy); and the best remedy
 by the same rule with ``none`` left out.
 
-  OMP_NUM_THREADS=1 python benchmarks/collapse_guard.py                    # ~35 min on 2 busy CPU cores
+  OMP_NUM_THREADS=1 python benchmarks/collapse_guard.py                    # 20 runs, ~40 min on 2 busy CPU cores
+  python benchmarks/collapse_guard.py --lambdas 0 4 --seeds 1 && python benchmarks/collapse_guard.py --lambdas 4 \
+      --seeds 0                                                             # README's 15 runs
   python benchmarks/collapse_guard.py --guards none aux_skip --lambdas 4 --seeds 0 --json out.json
 """
 from __future__ import annotations
@@ -46,8 +48,10 @@ from trainables.search import Trial, choose_groups, derive, search_stage1, searc
 from trainables.state import SearchState  # noqa: E402
 from trainables.supernet import search_device, stage1_space  # noqa: E402
 
-PROTOCOL = dict(GEOMETRIES["quick"], max_epochs=6, patience=6, deploy_layers=20, deploy_channels=36,
-                profile="mobile-npu")
+# README's table: search_quality's quick geometry trimmed to CPU size (200 search images, 5-epoch stages) with
+# 10x the default arch_lr, so the alphas can saturate (and collapse) within a few dozen architecture steps
+PROTOCOL = dict(GEOMETRIES["quick"], train_size=200, val_size=100, max_epochs=5, patience=5, arch_lr=0.03,
+                deploy_layers=20, deploy_channels=36, profile="mobile-npu")
 log = logging.getLogger("collapse_guard")
 
 
