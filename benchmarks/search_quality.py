@@ -133,7 +133,7 @@ def train_point(config: SearchConfig, genotype: Genotype, seeds: list[int], data
 
 
 def search_side(config: SearchConfig, knob: str, lambdas: list[float], seeds: list[int], search_seed: int,
-                data) -> tuple[list[Point], float, float]:
+                data, on_point=None) -> tuple[list[Point], float, float]:
     """One search per lambda, each derived genotype retrained under every training seed: (points, wall seconds
     of searches + retraining, seconds per retrained genotype)."""
     log = logging.getLogger("search_quality")
@@ -153,6 +153,8 @@ def search_side(config: SearchConfig, knob: str, lambdas: list[float], seeds: li
                             cost.dram_energy_uj))
         log.info("search seed %d %s=%g: acc %.4f, %.3f uJ, skips %s", search_seed, knob, lam, points[-1].acc,
                  cost.dram_energy_uj, result.genotype.skip_counts())
+        if on_point is not None:
+            on_point(points[-1], search_s + train_s)
     return points, search_s + train_s, train_s / max(1, len(lambdas))
 
 
@@ -176,15 +178,20 @@ def random_side(config: SearchConfig, n_random: int, seeds: list[int], draw_seed
 
 
 def run(config: SearchConfig, knob: str, lambdas: list[float], seeds: list[int], search_seeds: list[int],
-        max_random: int, random_points: list[Point] | None = None, n_random: int | None = None) -> tuple[list[Point], dict]:
+        max_random: int, random_points: list[Point] | None = None, n_random: int | None = None,
+        on_point=None) -> tuple[list[Point], dict]:
     """The search side (every search seed x lambda), then the random side at equal compute: as many genotypes
     as the search's wall seconds buy at the measured seconds per retrained genotype (``n_random`` fixes the
-    count; ``random_points``: an earlier run's random side, the same draws, trained once)."""
+    count; ``random_points``: an earlier run's random side, the same draws, trained once). ``on_point(points,
+    meta)`` after every search point (the --json file is rewritten then: a long run loses nothing)."""
     data = load_datasets(config)
     points: list[Point] = []
     search_total, per_genotype = 0.0, []
     for ss in search_seeds:
-        pts, secs, per = search_side(config, knob, lambdas, seeds, ss, data)
+        done = list(points)
+        pts, secs, per = search_side(config, knob, lambdas, seeds, ss, data, None if on_point is None else (
+            lambda q, sec, done=done: (done.append(q), on_point(done, {"search_seconds": search_total + sec,
+                                                                       "random_seconds": 0.0, "random_genotypes": 0}))))
         points += pts
         search_total += secs
         per_genotype.append(per)
@@ -306,8 +313,9 @@ def main(argv=None) -> int:
             config = SearchConfig.from_dict(json.load(f)["config"])  # the header names what was run
         points, meta = combine(args.combine, args.seeds, random_points, random_s)
     else:
+        partial = (lambda pts, meta: write_json(args.json, pts, meta, None, config, args.seeds)) if args.json else None
         points, meta = run(config, args.knob, lambdas, args.seeds, args.search_seeds, args.max_random, random_points,
-                           args.random)
+                           args.random, partial)
         if random_points is not None:
             meta["random_seconds"] = random_s
     if not any(q.method == "search" for q in points) or not any(q.method != "search" for q in points):
