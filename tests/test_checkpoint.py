@@ -64,6 +64,19 @@ def test_another_config_is_refused(tmp_path):
         load_checkpoint(path, tiny(lambda_time=1.0))
 
 
+def test_a_key_added_later_counts_as_its_default(tmp_path):
+    """A checkpoint from before a config key existed (e.g. collapse_guard, the budgets) resumes under the
+    key's default, and is refused once the key is set to something else."""
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _state(), tiny())
+    plain = torch.load(path, weights_only=True)
+    del plain["config"]["collapse_guard"], plain["config"]["dram_time_budget_us"]
+    torch.save(plain, path)
+    assert load_checkpoint(path, tiny()) is not None
+    with pytest.raises(CheckpointError, match="another config.*dram_time_budget_us"):
+        load_checkpoint(path, tiny(dram_time_budget_us=40.0))
+
+
 def test_old_format_is_refused_clearly(tmp_path):
     """The previous format: a flat dict, loadable as plain data but without a format tag."""
     path = tmp_path / "old.pt"

@@ -195,7 +195,9 @@ def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchStat
     if found != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {found!r}, this hwnas reads {FORMAT!r} "
                               f"(written by another hwnas version); {remedy}")
-    saved = {k: v for k, v in plain.get("config", {}).items() if k not in _IGNORED_KEYS}
+    # a key the saved config lacks was added by a later hwnas: it ran with that key's default
+    defaults = SearchConfig().to_dict()
+    saved = {k: v for k, v in {**defaults, **plain.get("config", {})}.items() if k not in _IGNORED_KEYS}
     want = {k: v for k, v in config.to_dict().items() if k not in _IGNORED_KEYS}
     if saved != want:
         diff = sorted(k for k in set(saved) | set(want) if saved.get(k) != want.get(k))
