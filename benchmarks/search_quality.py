@@ -179,7 +179,7 @@ def random_side(config: SearchConfig, n_random: int, seeds: list[int], draw_seed
 
 def run(config: SearchConfig, knob: str, lambdas: list[float], seeds: list[int], search_seeds: list[int],
         max_random: int, random_points: list[Point] | None = None, n_random: int | None = None,
-        on_point=None) -> tuple[list[Point], dict]:
+        on_point=None, draw_seed: int | None = None) -> tuple[list[Point], dict]:
     """The search side (every search seed x lambda), then the random side at equal compute: as many genotypes
     as the search's wall seconds buy at the measured seconds per retrained genotype (``n_random`` fixes the
     count; ``random_points``: an earlier run's random side, the same draws, trained once). ``on_point(points,
@@ -202,7 +202,8 @@ def run(config: SearchConfig, knob: str, lambdas: list[float], seeds: list[int],
         per = statistics.fmean(per_genotype) if per_genotype else 1.0
         n_random = max(4, min(max_random, int(search_total / max(per, 1e-9))))
     if n_random > 0:
-        rand, random_s = random_side(config, n_random, seeds, search_seeds[0] if search_seeds else 0, data)
+        rand, random_s = random_side(config, n_random, seeds, draw_seed if draw_seed is not None else
+                                     (search_seeds[0] if search_seeds else 0), data)
         points += rand
         meta.update(random_seconds=random_s, random_genotypes=n_random)
     return points, meta
@@ -291,6 +292,8 @@ def main(argv=None) -> int:
                    "also seeds the random draws")
     p.add_argument("--random", type=int, metavar="N", help="random genotypes to train (default: as many as the "
                    "search's seconds buy, at most --max-random; 0: none, for a later --random-from)")
+    p.add_argument("--draw-seed", type=int, help="seed of the random genotypes (default: the first search seed; "
+                   "another value draws others, to add to an earlier random side with --combine)")
     p.add_argument("--max-random", type=int, default=40, help="upper bound on random genotypes")
     p.add_argument("--set", dest="sets", nargs="+", default=[], metavar="KEY=VALUE", help="search config overrides")
     p.add_argument("--json", metavar="FILE", help="also write the points and the summary as JSON")
@@ -315,7 +318,7 @@ def main(argv=None) -> int:
     else:
         partial = (lambda pts, meta: write_json(args.json, pts, meta, None, config, args.seeds)) if args.json else None
         points, meta = run(config, args.knob, lambdas, args.seeds, args.search_seeds, args.max_random, random_points,
-                           args.random, partial)
+                           args.random, partial, args.draw_seed)
         if random_points is not None:
             meta["random_seconds"] = random_s
     if not any(q.method == "search" for q in points) or not any(q.method != "search" for q in points):

@@ -75,6 +75,12 @@ def test_a_key_added_later_counts_as_its_default(tmp_path):
     assert load_checkpoint(path, tiny()) is not None
     with pytest.raises(CheckpointError, match="another config.*dram_time_budget_us"):
         load_checkpoint(path, tiny(dram_time_budget_us=40.0))
+    # supernet_pool_bn changed the supernet when it was added: a checkpoint without it had the pools' BN
+    plain["config"].pop("supernet_pool_bn")
+    torch.save(plain, path)
+    assert load_checkpoint(path, tiny(supernet_pool_bn=True)) is not None
+    with pytest.raises(CheckpointError, match="another config.*supernet_pool_bn"):
+        load_checkpoint(path, tiny())
 
 
 def test_old_format_is_refused_clearly(tmp_path):

@@ -87,3 +87,19 @@ def test_shared_relu_mixed_op_is_exact(cands, stride):
     g1, = torch.autograd.grad(y1.square().sum(), x)
     g2, = torch.autograd.grad(y2.square().sum(), x)
     torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("pool_bn", [False, True])
+def test_the_supernet_runs_pools_as_the_derived_network_unless_asked(pool_bn):
+    """supernet_pool_bn false (default): the search weighs the pool the derived network runs (no BN);
+    true: DARTS's search cell (a non-affine BN after each pool)."""
+    from cost_models import edge_cost_table
+    from search_helpers import tiny
+    from trainables.supernet import build_supernet
+
+    cfg = tiny(supernet_pool_bn=pool_bn)
+    sn = build_supernet(cfg, edge_cost_table(cfg), 1, device="cpu")
+    pools = [op for m in sn.net.modules() if hasattr(m, "ops") for name, op in m.ops.items() if "pool" in name]
+    assert pools
+    has_bn = [any(isinstance(x, torch.nn.BatchNorm2d) for x in op.modules()) for op in pools]
+    assert all(b == pool_bn for b in has_bn)

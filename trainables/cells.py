@@ -45,7 +45,8 @@ class MixedOp(nn.Module):
         super().__init__()
         self.candidates = candidates
         # keyed by name so weights carry over from stage 1 to stage 2 by state_dict key;
-        # supernet form (pools + non-affine BN) unless building the derived network (None: not affine)
+        # supernet=True: the registry's supernet form (pools + non-affine BN); False: the deployed form;
+        # None: supernet form when not affine (the search passes config.supernet_pool_bn explicitly)
         self.ops = nn.ModuleDict({name: build_op(name, c, c, stride, affine, supernet) for name in candidates})
         tails = [_after_relu(m) for m in self.ops.values()] if shared_relu else []
         # plain list (not registered): the tails share the registered modules' parameters

@@ -41,7 +41,7 @@ def learn_groups(config: SearchConfig, data: Datasets, k: int) -> Groups:
     space = make_space(CANDIDATES, cell_reductions(config), config.nodes, share=True)
     net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
                   in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=False,
+                  stem_multiplier=config.stem_multiplier, affine=False, supernet=config.supernet_pool_bn,
                   shared_relu=False).to(device)  # the hooks below need every op's own forward
     w = torch.full((config.layers, space.n_edges, len(CANDIDATES)), 1.0 / len(CANDIDATES), device=device)
     opt = torch.optim.SGD(net.parameters(), config.lr, momentum=config.momentum)

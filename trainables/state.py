@@ -169,6 +169,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "hwnas-search-state/2"  # bump when to_plain changes shape; older files are refused, not misread
 _IGNORED_KEYS = ("device", "fast", "compile")  # execution knobs: a checkpoint moves between CPU and GPU
+#: keys whose default changed the behaviour when they were added: a checkpoint without the key ran like this
+_BEFORE_KEY = {"supernet_pool_bn": True}
 
 
 class CheckpointError(ValueError):
@@ -195,8 +197,9 @@ def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchStat
     if found != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {found!r}, this hwnas reads {FORMAT!r} "
                               f"(written by another hwnas version); {remedy}")
-    # a key the saved config lacks was added by a later hwnas: it ran with that key's default
-    defaults = SearchConfig().to_dict()
+    # a key the saved config lacks was added by a later hwnas: it ran with that key's default, or with
+    # the behaviour the key was introduced to keep selectable (_BEFORE_KEY)
+    defaults = {**SearchConfig().to_dict(), **_BEFORE_KEY}
     saved = {k: v for k, v in {**defaults, **plain.get("config", {})}.items() if k not in _IGNORED_KEYS}
     want = {k: v for k, v in config.to_dict().items() if k not in _IGNORED_KEYS}
     if saved != want:

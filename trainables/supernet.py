@@ -158,7 +158,8 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
     torch.manual_seed(config.seed * 1000 + stage)  # the stage's fresh modules: the same again on resume
     net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
                   in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=False, shared_relu=config.fast).to(device)
+                  stem_multiplier=config.stem_multiplier, affine=False, shared_relu=config.fast,
+                  supernet=config.supernet_pool_bn).to(device)
     mask = space.mask().to(device)  # (n_sets, E, K_max)
     alpha = torch.zeros(mask.shape, device=device, requires_grad=True)  # equal weights at every stage start
     w_opt = torch.optim.SGD(net.parameters(), config.lr, momentum=config.momentum,
