@@ -70,7 +70,7 @@ class SearchConfig:
     supernet_pool_bn: bool = setting(False, "true: the supernet's pools carry DARTS's non-affine BN; false: the "
                                      "supernet runs pools as the derived network does (no BN), so the search "
                                      "weighs what the shipped cell trains like (benchmarks/search_quality.py: "
-                                     "lambda-0 accuracy 0.77 vs 0.60 with the BN, random median 0.74)")
+                                     "lambda-0 accuracy 0.77 vs 0.60 with the BN, random median 0.745)")
 
     # --- the two-stage search (seed 1)
     groups: str = setting("default", "\"default\" (the patent's four groups), \"learned:K\" (clustered), or "
