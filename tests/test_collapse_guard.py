@@ -214,7 +214,7 @@ def test_a_resumed_guarded_search_matches_an_uninterrupted_one(tmp_path, guard):
 
 # ------------------------------------------------------------------------------------- the compiled step
 @pytest.mark.skipif(compile_problem(torch.device("cpu")) is not None, reason="torch.compile cannot run here")
-def test_compiled_step_takes_the_guard_values_as_inputs_without_recompiling(monkeypatch):
+def test_compiled_step_takes_the_guard_values_as_inputs_without_recompiling():
     import torch._dynamo
 
     geo = dict(dataset="synthetic", layers=1, channels=2, nodes=1, batch_size=4, train_size=16, val_size=8,
@@ -225,14 +225,14 @@ def test_compiled_step_takes_the_guard_values_as_inputs_without_recompiling(monk
         cfg = SearchConfig.from_dict({**geo, "collapse_guard": kind})
         eager, comp = build_supernet(cfg.replace(compile="off"), pools_cheap), build_supernet(cfg.replace(compile="on"),
                                                                                                pools_cheap)
-        monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", False)
         for i, v in enumerate(values):
             guard = (EpochGuard(terms=GuardTerms(aux_weight=t(v))) if kind == "aux_skip"
                      else EpochGuard(penalty_weight=t(v)))
             search_epoch(eager, [(x, y)], None, True, 5.0, guard)
-            search_epoch(comp, [(x, y)], None, True, 5.0, guard)
-            if i == 0:  # compiled once; a new value of the tensor input must not recompile
-                monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+            # compiled once (i == 0); a new value of the tensor input must not recompile. dynamo's own
+            # config.patch: monkeypatch's undo deletes the attribute from dynamo's config module
+            with torch._dynamo.config.patch(error_on_recompile=i > 0):
+                search_epoch(comp, [(x, y)], None, True, 5.0, guard)
         assert comp.compiled.active, comp.compiled.fallback
         torch.testing.assert_close(comp.alpha, eager.alpha, rtol=1e-3, atol=1e-5)
         logits = eager.net(x, eager.weights().detach())

@@ -144,8 +144,9 @@ def test_two_experiments_one_driver_killed_the_other_completes(cluster, tmp_path
 
     # first: one long trial; second: two trials long enough that it is still running (its cost actor
     # alive) when the first driver is killed. Both run at once, one worker node each.
-    first, first_log = driver("first", "lambda_time=[0.5]", "train_size=128", "max_epochs=6")
-    second, second_log = driver("second", "lambda_time=[0,1]", "train_size=96", "max_epochs=4")
+    # patience = max_epochs: no stage ends early, so both are still running when the first is killed
+    first, first_log = driver("first", "lambda_time=[0.5]", "train_size=128", "max_epochs=6", "patience=6")
+    second, second_log = driver("second", "lambda_time=[0,1]", "train_size=96", "max_epochs=4", "patience=4")
     try:
         wait_until(lambda: first.poll() is not None or second.poll() is not None
                    or (checkpointed("first") and checkpointed("second")), 240, "both experiments to checkpoint a trial")
