@@ -144,14 +144,24 @@ def test_two_experiments_one_driver_killed_the_other_completes(cluster, tmp_path
 
     # first: one long trial; second: two trials long enough that it is still running (its cost actor
     # alive) when the first driver is killed. Both run at once, one worker node each.
-    # patience = max_epochs: no stage ends early, so both are still running when the first is killed
-    first, first_log = driver("first", "lambda_time=[0.5]", "train_size=128", "max_epochs=6", "patience=6")
-    second, second_log = driver("second", "lambda_time=[0,1]", "train_size=96", "max_epochs=4", "patience=4")
+    # patience = max_epochs (no stage ends early) and enough steps (64 / 48 per epoch, 12 epochs a trial)
+    # that both are still running, whichever driver starts first, when the first is killed
+    first, first_log = driver("first", "lambda_time=[0.5]", "train_size=1024", "max_epochs=6", "patience=6")
+    # the second runs its two trials one at a time: one worker node each, whichever driver starts first
+    second, second_log = driver("second", "lambda_time=[0,1]", "train_size=768", "max_epochs=6", "patience=6",
+                                "max_concurrent_trials=1")
     try:
         wait_until(lambda: first.poll() is not None or second.poll() is not None
                    or (checkpointed("first") and checkpointed("second")), 240, "both experiments to checkpoint a trial")
         assert first.poll() is None, first_log.read_text()[-3000:]
         assert second.poll() is None, second_log.read_text()[-3000:]
+        # a cost actor is created by its driver before its trials start; look until both are listed
+        try:
+            wait_until(lambda: len(cost_actors("first")) == 1 and len(cost_actors("second")) == 1, 60,
+                       "both cost actors")
+        except AssertionError as exc:
+            names = [(a.get("Name"), a["State"]) for a in ray._private.state.actors().values() if a.get("Name")]
+            raise AssertionError(f"{exc}; named actors: {names}; second: {second_log.read_text()[-1500:]}") from None
         (first_actor,) = cost_actors("first")
         (second_actor,) = cost_actors("second")
         assert first_actor["Name"] != second_actor["Name"]
