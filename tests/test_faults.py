@@ -100,14 +100,18 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
         wait_until(lambda: done.is_set() or second_checkpoint(tmp_path / "a"), 120, "the trial's second checkpoint")
         if done.is_set():
             return
-        actor = wait_until(lambda: [a for k, a in trial_actors().items() if k not in before], 30, "the trial actor")[0]
+        actors = wait_until(lambda: done.is_set() or [a for k, a in trial_actors().items() if k not in before], 30,
+                            "the trial actor")
+        if done.is_set():
+            return
+        actor = actors[0]
         killed["pid"] = actor["Pid"]
         os.kill(actor["Pid"], signal.SIGKILL)
 
     killer = in_background(kill_after_first_checkpoint)
-    # long enough (12 epochs of 8 steps: patience = max_epochs, so no stage ends early) that the kill after
-    # the first checkpoint always lands mid-search
-    rc = search(c, tmp_path, "a", "lambda_time=[0.5]", "train_size=128", "max_epochs=6", "patience=6", "max_failures=1")
+    # long enough (12 epochs of 32 steps: patience = max_epochs, so no stage ends early) that the kill after
+    # the second checkpoint always lands mid-search, however long the actor lookup takes
+    rc = search(c, tmp_path, "a", "lambda_time=[0.5]", "train_size=512", "max_epochs=6", "patience=6", "max_failures=1")
     done.set()
     assert rc == 0
     killer.join(5)
