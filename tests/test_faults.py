@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,30 +93,34 @@ def in_background(fn) -> threading.Thread:
 
 def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys):
     c, _ = cluster
-    before = set(trial_actors())
     killed: dict = {}
-    done = threading.Event()  # the search returned: the killer must not outlive this test
+    # a trial of 12 epochs (patience = max_epochs: no stage ends early); if it still ends before the killer
+    # finds its actor (a loaded machine), the same scenario runs again with 4x the steps per epoch
+    for train_size in (512, 2048):
+        shutil.rmtree(tmp_path / "a", ignore_errors=True)
+        before = set(trial_actors())
+        done = threading.Event()  # the search returned: the killer must not outlive it
 
-    def kill_after_first_checkpoint():
-        wait_until(lambda: done.is_set() or second_checkpoint(tmp_path / "a"), 120, "the trial's second checkpoint")
-        if done.is_set():
-            return
-        actors = wait_until(lambda: done.is_set() or [a for k, a in trial_actors().items() if k not in before], 30,
-                            "the trial actor")
-        if done.is_set():
-            return
-        actor = actors[0]
-        killed["pid"] = actor["Pid"]
-        os.kill(actor["Pid"], signal.SIGKILL)
+        def kill_after_second_checkpoint():
+            wait_until(lambda: done.is_set() or second_checkpoint(tmp_path / "a"), 300, "the trial's second checkpoint")
+            if done.is_set():
+                return
+            actors = wait_until(lambda: done.is_set() or [a for k, a in trial_actors().items() if k not in before],
+                                60, "the trial actor")
+            if done.is_set():
+                return
+            killed["pid"] = actors[0]["Pid"]
+            os.kill(actors[0]["Pid"], signal.SIGKILL)
 
-    killer = in_background(kill_after_first_checkpoint)
-    # long enough (12 epochs of 32 steps: patience = max_epochs, so no stage ends early) that the kill after
-    # the second checkpoint always lands mid-search, however long the actor lookup takes
-    rc = search(c, tmp_path, "a", "lambda_time=[0.5]", "train_size=512", "max_epochs=6", "patience=6", "max_failures=1")
-    done.set()
-    assert rc == 0
-    killer.join(5)
-    assert killer.error is None and killed
+        killer = in_background(kill_after_second_checkpoint)
+        rc = search(c, tmp_path, "a", "lambda_time=[0.5]", f"train_size={train_size}", "max_epochs=6", "patience=6",
+                    "max_failures=1")
+        done.set()
+        killer.join(5)
+        assert rc == 0 and killer.error is None
+        if killed:
+            break
+    assert killed, "the trial ended before it could be killed, twice"
     capsys.readouterr()
     (row,) = trial_rows(tmp_path, "a")
     assert row["status"] == "completed"
