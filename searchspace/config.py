@@ -79,6 +79,12 @@ class SearchConfig:
                                                "operator", check=_check_operators)
     arch_data: str = setting("same", "\"same\": alpha and weights on the same batches (claim 6); \"split\": DARTS "
                              "val split", choices=("same", "split"))
+    arch_step: str = setting("auto", "how alpha and the weights learn from one batch: \"joint\" = one forward and "
+                             "backward gives both gradients, each set stepped by its own optimiser (claim 6: both "
+                             "optimised on the same training data; one pass instead of two, README \"Speed\"); "
+                             "\"alternate\" = alpha stepped first, then the weights under the new alpha (DARTS's "
+                             "first-order order, two passes per batch); \"auto\" = joint with arch_data=same, "
+                             "alternate with split", choices=("auto", "joint", "alternate"))
     max_epochs: int = setting(8, "per stage, upper bound", ge=1)
     patience: int = setting(2, "a stage converged when every edge's argmax is unchanged for this many epochs", ge=1)
     warmup_epochs: int = setting(1, "weight-only epochs at the start of stage 1 (alphas frozen), as most DARTS "
@@ -162,6 +168,14 @@ class SearchConfig:
                            "auto = on CUDA only (on CPU a stage's compile outlasts the fashion preset's whole "
                            "stage, README \"Speed\"), on, off; falls back to eager with a warning where it "
                            "cannot compile", choices=("auto", "on", "off"))
+    channels_last: str = setting("auto", "memory format of the networks (weights and activations): auto = "
+                                 "channels_last on CPU (its depthwise convs and pools are vectorised over "
+                                 "channels: -21 % / -30 % per stage-1 / stage-2 step at the fashion preset, README "
+                                 "\"Speed\"), NCHW on CUDA (not measured there yet); on; off",
+                                 choices=("auto", "on", "off"))
+    val_every: int = setting(0, "supernet val accuracy (BN statistics re-estimated first: as long as a few "
+                             "search steps) every N epochs of a stage; 0 = on a stage's last epoch only, which is "
+                             "all the search and its record use", ge=0)
 
     def __post_init__(self) -> None:
         check(self)  # types and per-field bounds, then validate()
@@ -171,6 +185,10 @@ class SearchConfig:
         if self.arch_data == "split" and self.val_size < self.batch_size:
             raise ConfigError(f"config key 'val_size' = {self.val_size!r}: arch_data=split needs at least one "
                               f"batch ({self.batch_size}) of validation images")
+        if self.arch_step == "joint" and self.arch_data == "split":
+            raise ConfigError("config keys 'arch_step' = 'joint' and 'arch_data' = 'split': a joint step takes "
+                              "both gradients from one batch, split draws alpha's from another (use arch_step="
+                              "alternate or auto)")
         if self.warmup_epochs >= self.max_epochs:
             raise ConfigError(f"config keys 'warmup_epochs' = {self.warmup_epochs} and 'max_epochs' = "
                               f"{self.max_epochs}: the alphas would never move (warmup_epochs must be below "
@@ -235,6 +253,12 @@ class SearchConfig:
     @property
     def num_classes(self) -> int:
         return 10
+
+    @property
+    def joint_arch_step(self) -> bool:
+        """``arch_step`` resolved: True = one pass gives alpha's and the weights' gradients (auto: with
+        arch_data=same)."""
+        return self.arch_step == "joint" or (self.arch_step == "auto" and self.arch_data == "same")
 
 
 # Presets: the named starting points of `hwnas trial` / `hwnas search` (overridden by --set).

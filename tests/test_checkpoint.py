@@ -81,6 +81,20 @@ def test_a_key_added_later_counts_as_its_default(tmp_path):
     assert load_checkpoint(path, tiny(supernet_pool_bn=True)) is not None
     with pytest.raises(CheckpointError, match="another config.*supernet_pool_bn"):
         load_checkpoint(path, tiny())
+    # arch_step likewise: before it, alpha and the weights stepped in two passes (alternate)
+    plain["config"].pop("arch_step")
+    torch.save(plain, path)
+    assert load_checkpoint(path, tiny(supernet_pool_bn=True, arch_step="alternate")) is not None
+    with pytest.raises(CheckpointError, match="another config.*arch_step"):
+        load_checkpoint(path, tiny(supernet_pool_bn=True))  # auto = joint with arch_data=same
+
+
+def test_auto_arch_step_is_its_resolved_value_and_speed_knobs_do_not_count(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _state(), tiny(arch_step="joint"))
+    assert load_checkpoint(path, tiny(arch_step="auto", channels_last="off", val_every=1)) is not None
+    with pytest.raises(CheckpointError, match="another config.*arch_step"):
+        load_checkpoint(path, tiny(arch_step="alternate"))
 
 
 def test_old_format_is_refused_clearly(tmp_path):

@@ -83,9 +83,10 @@ def test_compiled_losses_and_gradients_match_eager():
 
 
 @needs_compiler
-def test_compiled_epochs_track_eager_and_compile_once_per_stage():
-    eager = build_supernet(tiny(compile="off"), pools_cheap, 1)
-    comp = build_supernet(tiny(compile="on"), pools_cheap, 1)
+@pytest.mark.parametrize("arch_step, compiled", [("joint", {"joint_loss"}), ("alternate", {"arch_loss", "weight_loss"})])
+def test_compiled_epochs_track_eager_and_compile_once_per_stage(arch_step, compiled):
+    eager = build_supernet(tiny(compile="off", arch_step=arch_step), pools_cheap, 1)
+    comp = build_supernet(tiny(compile="on", arch_step=arch_step), pools_cheap, 1)
     batches = [batch(s) for s in range(3)]
     for _ in range(2):
         m_e = search_epoch(eager, batches, None, True, 5.0)
@@ -95,7 +96,7 @@ def test_compiled_epochs_track_eager_and_compile_once_per_stage():
     for pe, pc in zip(eager.net.parameters(), comp.net.parameters()):
         torch.testing.assert_close(pc, pe, rtol=1e-3, atol=1e-5)
     step = comp.compiled
-    assert step.active and step.compiled == {"arch_loss", "weight_loss"} and step.compile_seconds > 0
+    assert step.active and step.compiled == compiled and step.compile_seconds > 0
     assert comp.step_functions() is step  # the same compiled functions every epoch: no recompile
 
 

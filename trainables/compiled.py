@@ -8,7 +8,10 @@ What is compiled, and why that way:
   graph computes d loss / d alpha only, as the eager ``torch.autograd.grad(loss, [alpha])`` does
   (no weight gradients are computed and thrown away);
 * ``weight_loss(x, y, w) -> (loss, logits)``: forward and cross entropy under fixed mixing weights;
-  ``loss.backward()`` runs AOTAutograd's compiled backward graph.
+  ``loss.backward()`` runs AOTAutograd's compiled backward graph;
+* ``joint_loss(x, y) -> (loss, CE, logits)`` (``arch_step: joint``, the default with the same batches):
+  one graph whose backward gives the alphas' and the weights' gradients together; only the functions a
+  stage calls are compiled (torch.compile is lazy).
 
 Both take the collapse guard's per-epoch values (``trainables.guard``: the auxiliary-skip weight, the dropout
 rate, the beta-decay weight) as 0-dim tensor inputs, so a schedule's new value each epoch does not recompile.
@@ -77,6 +80,8 @@ class CompiledStep:
 
     arch_loss: Callable[..., torch.Tensor] | None  # (x, y, terms=None, penalty=None) -> loss
     weight_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None  # (x, y, w, terms=None) -> (loss, logits)
+    # (x, y, terms=None, penalty=None) -> (loss, CE, logits): both gradients from one backward (arch_step joint)
+    joint_loss: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
     compile_seconds: float = 0.0
     compiled: set[str] = field(default_factory=set)  # names of the functions compiled so far
     fallback: str | None = None  # why the step went back to eager, if it did
@@ -88,7 +93,7 @@ class CompiledStep:
     def fall_back(self, reason: str) -> None:
         log.warning("compiled search step unavailable, running eager: %s", reason)
         self.fallback = reason
-        self.arch_loss = self.weight_loss = None
+        self.arch_loss = self.weight_loss = self.joint_loss = None
 
 
 def compiled_step(st) -> CompiledStep:
@@ -121,6 +126,16 @@ def compiled_step(st) -> CompiledStep:
         logits = net(x, w, terms)
         return F.cross_entropy(logits, y), logits
 
+    def joint_loss(x: torch.Tensor, y: torch.Tensor, terms: GuardTerms | None = None,
+                   penalty: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # one graph for arch_step=joint: the backward gives d/d alpha and d/d weights together
+        w = mixing_weights(alpha, mask, set_of_cell)  # (cells, E, K_max)
+        logits = net(x, w, terms)  # (N, classes)
+        ce = F.cross_entropy(logits, y)
+        loss = ce + cost.loss(w)
+        return (loss if penalty is None else loss + beta_penalty(alpha, mask, penalty)), ce, logits
+
     mode = "reduce-overhead" if device.type == "cuda" else None
-    return CompiledStep(torch.compile(arch_loss, fullgraph=True, dynamic=False, mode=mode),
-                        torch.compile(weight_loss, fullgraph=True, dynamic=False, mode=mode))
+    compiled = [torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
+                for fn in (arch_loss, weight_loss, joint_loss)]
+    return CompiledStep(*compiled)

@@ -154,11 +154,14 @@ def search_stage2(trial: Trial, state: SearchState) -> SearchState:
     else:  # stage2_start copy: siblings start as their representative; otherwise fresh
         source = representative_of(state.groups, config.representatives) if config.stage2_start == "copy" else None
         warm_start(sn, state.stage1.net, source)
+    val_acc = None  # the last epoch's: measured on the final weights already (a resumed, finished stage: none)
     for progress, metrics in search_epochs(config, 2, sn, trial.data, trial.gen, state.progress):
         state = trial.record(state, progress, metrics)
+        val_acc = metrics.get("val_acc")
     sets = torch.arange(sn.alpha.shape[0], device=sn.alpha.device)
     outcome = Stage2Outcome(op_weight=mixing_weights(sn.alpha.detach(), sn.mask, sets).cpu(),
-                            epochs=state.progress.epoch, supernet_accuracy=supernet_accuracy(config, sn, trial.data))
+                            epochs=state.progress.epoch,
+                            supernet_accuracy=val_acc if val_acc is not None else supernet_accuracy(config, sn, trial.data))
     return state.next_phase("eval", stage2=outcome)
 
 

@@ -168,9 +168,10 @@ def _tensor_or_none(x) -> torch.Tensor | None:
 log = logging.getLogger(__name__)
 
 FORMAT = "hwnas-search-state/2"  # bump when to_plain changes shape; older files are refused, not misread
-_IGNORED_KEYS = ("device", "fast", "compile")  # execution knobs: a checkpoint moves between CPU and GPU
+# execution and reporting knobs (a checkpoint moves between CPU and GPU); none changes what the search learns
+_IGNORED_KEYS = ("device", "fast", "compile", "channels_last", "val_every")
 #: keys whose default changed the behaviour when they were added: a checkpoint without the key ran like this
-_BEFORE_KEY = {"supernet_pool_bn": True}
+_BEFORE_KEY = {"supernet_pool_bn": True, "arch_step": "alternate"}
 
 
 class CheckpointError(ValueError):
@@ -200,8 +201,8 @@ def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchStat
     # a key the saved config lacks was added by a later hwnas: it ran with that key's default, or with
     # the behaviour the key was introduced to keep selectable (_BEFORE_KEY)
     defaults = {**SearchConfig().to_dict(), **_BEFORE_KEY}
-    saved = {k: v for k, v in {**defaults, **plain.get("config", {})}.items() if k not in _IGNORED_KEYS}
-    want = {k: v for k, v in config.to_dict().items() if k not in _IGNORED_KEYS}
+    saved = _identity({**defaults, **plain.get("config", {})})
+    want = _identity(config.to_dict())
     if saved != want:
         diff = sorted(k for k in set(saved) | set(want) if saved.get(k) != want.get(k))
         raise CheckpointError(f"checkpoint {path} was written by another config (differs in: {', '.join(diff)}); "
@@ -210,6 +211,14 @@ def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchStat
         return SearchState.from_plain(plain)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"checkpoint {path} is malformed ({type(exc).__name__}: {exc}); {remedy}") from exc
+
+
+def _identity(config: dict) -> dict:
+    """The keys that decide what a search learns, ``arch_step`` resolved (auto = joint with arch_data=same)."""
+    out = {k: v for k, v in config.items() if k not in _IGNORED_KEYS}
+    if out.get("arch_step") == "auto":
+        out["arch_step"] = "joint" if out.get("arch_data") == "same" else "alternate"
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

@@ -55,6 +55,13 @@ def search_device(config: SearchConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def memory_format(config: SearchConfig, device: torch.device) -> torch.memory_format:
+    """``config.channels_last`` on ``device``: channels_last (on; auto on CPU, where mkldnn's depthwise
+    convs and pools vectorise over channels, README "Speed") or NCHW (off; auto on CUDA, not measured)."""
+    on = config.channels_last == "on" or (config.channels_last == "auto" and device.type == "cpu")
+    return torch.channels_last if on else torch.contiguous_format
+
+
 def edge_table(config: SearchConfig, cost_table: Any) -> Any:
     """``cost_table`` as an object with ``candidates``, ``time_us``, ``energy_uj``: returned as is when it
     is one (``cost_models.edge_cost_table(config)``), else a ``CostFn`` evaluated on every edge shape."""
@@ -159,7 +166,7 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
     net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
                   in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
                   stem_multiplier=config.stem_multiplier, affine=False, shared_relu=config.fast,
-                  supernet=config.supernet_pool_bn).to(device)
+                  supernet=config.supernet_pool_bn).to(device, memory_format=memory_format(config, device))
     mask = space.mask().to(device)  # (n_sets, E, K_max)
     alpha = torch.zeros(mask.shape, device=device, requires_grad=True)  # equal weights at every stage start
     w_opt = torch.optim.SGD(net.parameters(), config.lr, momentum=config.momentum,
@@ -167,7 +174,7 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
     a_opt = torch.optim.Adam([alpha], config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
     return Supernet(space=space, net=net, alpha=alpha, mask=mask,
                     set_of_cell=torch.tensor(space.set_of_cell, device=device), w_opt=w_opt, a_opt=a_opt, cost=cost,
-                    compile=compile_wanted(config.compile, device))
+                    compile=compile_wanted(config.compile, device), joint=config.joint_arch_step)
 
 
 STAGE2_STARTS = ("warmup", "copy", "representative")  # config.stage2_start
@@ -280,11 +287,16 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
         m = search_epoch(sn, batches(data.train, config.batch_size, gen, config.augment), arch_stream,
                          update_arch, config.grad_clip, guard.for_epoch(epoch, sn.alpha.device))
         metrics = {"phase": phase, "epoch": epoch + 1, **epoch_summary(m, phase, epoch + 1), "lr": lr,
-                   "val_acc": supernet_accuracy(config, sn, data),
                    "alpha_entropy": float(alpha_entropy(sn.alpha.detach(), sn.mask))}
         now = argmax(sn)
         stable = (progress.stable + 1 if now == progress.prev_argmax else 0) if update_arch else progress.stable
         metrics["stable_epochs"] = stable
+        # the val accuracy (a BN re-estimation and a pass over the val split) on the stage's last epoch, where
+        # the record reads it, and every val_every epochs if asked: it never steers the search
+        last = converged(config, stage, replace(progress, epoch=epoch + 1, stable=stable)) or (
+            epoch + 1 > warmup and guard.stops(stage, sn.space, sn.alpha))
+        if last or (config.val_every and (epoch + 1) % config.val_every == 0):
+            metrics["val_acc"] = supernet_accuracy(config, sn, data)
         progress = PhaseProgress(epoch=epoch + 1, seconds=progress.seconds + time.perf_counter() - t0,
                                  stable=stable, prev_argmax=now, net=sn.net.state_dict(),
                                  alpha=sn.alpha.detach().cpu(), w_opt=sn.w_opt.state_dict(),

@@ -20,7 +20,7 @@ from searchspace.layout import eval_geometry, expand_genotype
 from .cells import Network, derived_edge_spec
 from .data import Datasets, batches, load_datasets
 from .state import PhaseProgress
-from .supernet import search_device
+from .supernet import memory_format, search_device
 from .train import accuracy, calibrate_bn, epoch_summary, set_lr, train_epoch
 
 EVAL_MOMENTUM, EVAL_WEIGHT_DECAY, EVAL_LR_MIN = 0.9, 3e-4, 1e-4
@@ -46,7 +46,9 @@ def build_target(config: SearchConfig, genotype: Genotype,
     net = Network(derived_edge_spec(expand_genotype(genotype, layers), config.nodes), layers=layers,
                   channels=channels, nodes=config.nodes, in_channels=config.in_channels,
                   image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=True).to(device)
+                  stem_multiplier=config.stem_multiplier, affine=True)
+    device = torch.device(device)
+    net = net.to(device, memory_format=memory_format(config, device))
     opt = torch.optim.SGD(net.parameters(), config.eval_lr, momentum=EVAL_MOMENTUM, weight_decay=EVAL_WEIGHT_DECAY,
                           foreach=True)
     return net, opt
@@ -64,9 +66,11 @@ def target_epochs(config: SearchConfig, net: nn.Module, opt: torch.optim.Optimiz
         lr = set_lr(opt, epoch, config.eval_epochs, config.eval_lr, EVAL_LR_MIN)
         m = train_epoch(net, opt, batches(data.eval_train, config.eval_batch_size, gen, config.augment),
                         config.grad_clip)
-        calibrate_bn(net, data.eval_train.x[:config.bn_calibration_images])
-        metrics = {"phase": "eval", "epoch": epoch + 1, **epoch_summary(m, "eval", epoch + 1), "lr": lr,
-                   "val_acc": accuracy(net, data.val.x, data.val.y)}
+        metrics = {"phase": "eval", "epoch": epoch + 1, **epoch_summary(m, "eval", epoch + 1), "lr": lr}
+        if epoch + 1 == config.eval_epochs or (config.val_every and (epoch + 1) % config.val_every == 0):
+            # BN re-estimated, then val: the last epoch's (and val_every's); the test accuracy recalibrates anyway
+            calibrate_bn(net, data.eval_train.x[:config.bn_calibration_images])
+            metrics["val_acc"] = accuracy(net, data.val.x, data.val.y)
         progress = PhaseProgress(epoch=epoch + 1, seconds=progress.seconds + time.perf_counter() - t0,
                                  net=net.state_dict(), w_opt=opt.state_dict())
         yield progress, metrics

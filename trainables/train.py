@@ -96,6 +96,7 @@ class Supernet:
     a_opt: torch.optim.Optimizer
     cost: CostTerm
     compile: bool = False  # run the compiled step (trainables.compiled); build_supernet sets it from config
+    joint: bool = False  # config.arch_step resolved: one forward/backward gives both gradients (same batch only)
     compiled: CompiledStep | None = None  # made on the first compiled epoch (one compile per stage's supernet)
 
     def weights(self) -> torch.Tensor:
@@ -124,17 +125,26 @@ def set_lr(opt: torch.optim.Optimizer, epoch: int, epochs: int, lr: float, lr_mi
 
 def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None, update_arch: bool,
                  grad_clip: float, guard: EpochGuard | None = None) -> dict[str, torch.Tensor]:
-    """One epoch of first-order alternating updates. With ``arch_batches`` None the architecture step
-    uses the same batch as the weight step (claim 6); otherwise the next batch of that (endless) stream.
-    ``st.compile``: the losses' forward and backward run compiled (``trainables.compiled``), same maths.
-    ``guard``: this epoch's collapse-guard inputs (``CollapseGuard.for_epoch``), in both steps' losses."""
+    """One epoch of first-order updates of alpha and the weights. With ``arch_batches`` None alpha learns
+    from the same batch as the weights (claim 6): with ``st.joint`` from the same forward and backward
+    (``_joint_step``), else in a pass of its own before the weight step (DARTS's order); with a stream,
+    alpha steps on its next batch first. ``st.compile``: the losses' forward and backward run compiled
+    (``trainables.compiled``), same maths. ``guard``: this epoch's collapse-guard inputs
+    (``CollapseGuard.for_epoch``), in every loss."""
     st.net.train()
     dev = st.alpha.device
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     seen = 0
     arch_iter = iter(arch_batches) if arch_batches is not None else None
+    joint = update_arch and st.joint and arch_iter is None
     for x, y in batches:
+        if joint:
+            loss, logits = _joint_step(st, x, y, grad_clip, guard)
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum()
+            seen += y.shape[0]
+            continue
         if update_arch:
             ax, ay = (x, y) if arch_iter is None else next(arch_iter)
             st.a_opt.zero_grad(set_to_none=True)
@@ -153,6 +163,34 @@ def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None,
     with torch.no_grad():
         t, e = st.cost.expected(st.weights())
     return {"loss_sum": loss_sum, "correct": correct, "seen": torch.tensor(seen), "time": t, "energy": e}
+
+
+def _joint_step(st: Supernet, x: torch.Tensor, y: torch.Tensor, grad_clip: float,
+                guard: EpochGuard | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both updates from one pass: loss = CE(net(x; w(alpha))) + cost(alpha) [+ guard penalty]; its
+    backward gives d/d weights (only the CE depends on them: the weight step's gradient) and d/d alpha (the
+    architecture step's, at the same weights); SGD steps the weights, Adam the alphas. Returns (CE, logits)."""
+    terms, penalty = guard if guard is not None else (None, None)
+    st.a_opt.zero_grad(set_to_none=True)
+    st.w_opt.zero_grad(set_to_none=True)
+    out = None
+    step = st.step_functions()
+    if step is not None:
+        out = _call(step, "joint_loss", x, y, terms, penalty)
+    if out is None:
+        w = st.weights()  # (cells, E, K_max), differentiable in alpha
+        logits = st.net(x, w, terms)
+        ce = F.cross_entropy(logits, y)
+        loss = ce + st.cost.loss(w)
+        if penalty is not None:
+            loss = loss + beta_penalty(st.alpha, st.mask, penalty)
+    else:
+        loss, ce, logits = out
+    loss.backward()
+    nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
+    st.w_opt.step()
+    st.a_opt.step()
+    return ce, logits
 
 
 def _arch_loss(st: Supernet, x: torch.Tensor, y: torch.Tensor, guard: EpochGuard | None = None) -> torch.Tensor:
