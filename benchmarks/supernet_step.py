@@ -1,7 +1,7 @@
 """Supernet step benchmark: stage-1 and stage-2 search steps and a shortened full search.
 
 One step = one architecture update plus one weight update on the same batch (first-order, claim 6),
-the hot loop of every trial. Runs on the current device without Ray; prints a table (device, variant,
+the hot loop of every trial: two passes (``arch_step: alternate``) or one (``joint``). Runs on the current device without Ray; prints a table (device, variant,
 median and p90 ms/step, images/s, peak memory, GPU busy fraction from the profiler) and writes it as
 JSON. Variants compare each speed lever against the plain path so its gain (and its sameness: the
 supernet accuracy of a short seeded search) is measured, not assumed.
@@ -32,11 +32,17 @@ from trainables import build_supernet, run_search, search_epoch
 log = logging.getLogger("supernet_step")
 
 VARIANTS = {
-    # name: config overrides; "plain" is DARTS's structure (one ReLU per candidate)
-    "plain": {"fast": False, "compile": "off"},
-    "shared-relu": {"fast": True, "compile": "off"},
-    # torch.compile of the arch and weight losses (forward + backward), mode reduce-overhead on CUDA
-    "compiled": {"fast": True, "compile": "on"},
+    # name: config overrides, each lever added to the one above; "plain" is DARTS's structure (one ReLU per
+    # candidate, alpha and weights in two passes per batch, NCHW)
+    "plain": {"fast": False, "compile": "off", "arch_step": "alternate", "channels_last": "off"},
+    "shared-relu": {"fast": True, "compile": "off", "arch_step": "alternate", "channels_last": "off"},
+    "channels-last": {"fast": True, "compile": "off", "arch_step": "alternate", "channels_last": "on"},
+    # one forward/backward for both gradients (arch_step joint: the default with the same batches)
+    "joint": {"fast": True, "compile": "off", "arch_step": "joint", "channels_last": "on"},
+    "joint-nchw": {"fast": True, "compile": "off", "arch_step": "joint", "channels_last": "off"},
+    # torch.compile of the losses (forward + backward), mode reduce-overhead on CUDA; the default levers
+    "compiled": {"fast": True, "compile": "on", "arch_step": "joint", "channels_last": "auto"},
+    "compiled-alternate": {"fast": True, "compile": "on", "arch_step": "alternate", "channels_last": "auto"},
 }
 
 
@@ -109,8 +115,9 @@ def main(argv=None) -> int:
                                      "(e.g. fashion: the main job's trial geometry)")
     p.add_argument("--threads", default="", help="comma list of torch thread counts to time (CPU; default: "
                                                  "torch's current count)")
-    p.add_argument("--variants", default="plain,shared-relu", help=f"comma list of {', '.join(VARIANTS)} "
-                   "(default plain,shared-relu; compiled takes minutes to compile on a small CPU)")
+    p.add_argument("--variants", default="plain,shared-relu,channels-last,joint",
+                   help=f"comma list of {', '.join(VARIANTS)} (default plain,shared-relu,channels-last,joint: "
+                        "each adds one lever; compiled takes minutes to compile on a small CPU)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -159,17 +166,17 @@ def main(argv=None) -> int:
 
 
 def _print(rows: list[dict]) -> None:
-    head = (f"{'device':<28} {'variant':<12} {'stage':<7} {'compile s':>9} {'median ms':>10} {'p90 ms':>8} "
+    head = (f"{'device':<28} {'variant':<18} {'stage':<7} {'compile s':>9} {'median ms':>10} {'p90 ms':>8} "
             f"{'img/s':>8} {'peak MiB':>9} {'busy':>6}")
     print(head)
     print("-" * len(head))
     for r in rows:
         if r["stage"] == "search":
-            print(f"{r['device']:<28} {r['variant']:<12} {'search':<7} {'':>9} {r['seconds'] * 1e3:>10.0f} "
+            print(f"{r['device']:<28} {r['variant']:<18} {'search':<7} {'':>9} {r['seconds'] * 1e3:>10.0f} "
                   f"{'':>8} {'':>8} {'':>9} {'':>6}  supernet acc {r['supernet_accuracy']:.4f}")
             continue
         busy = "n/a" if r["gpu_busy"] is None else f"{r['gpu_busy']:.0%}"
-        print(f"{r['device']:<28} {r['variant']:<12} {r['stage']:<7} {r['compile_s']:>9.1f} {r['median_ms']:>10.1f} "
+        print(f"{r['device']:<28} {r['variant']:<18} {r['stage']:<7} {r['compile_s']:>9.1f} {r['median_ms']:>10.1f} "
               f"{r['p90_ms']:>8.1f} "
               f"{r['images_per_s']:>8.0f} {r['peak_mib']:>9.0f} {busy:>6}")
 
