@@ -4,8 +4,8 @@ optimisers), and trained by the stage's epoch loop.
 Public: ``build_supernet`` (what ``run_search`` trains in each stage, and what the step benchmark
 times), ``stage_cost_term`` (the DRAM part of the loss), ``edge_table`` (a cost table or a cost
 callable as per-(cell, edge, candidate) arrays), ``stage1_space`` / ``stage2_space``,
-``supernet_accuracy``, ``search_device``, and ``search_epochs``, claim 6's loop: alternate
-architecture and weight updates until no edge's strongest candidate has changed for ``patience``
+``supernet_accuracy``, ``search_device``, and ``search_epochs``, claim 6's loop: architecture and
+weight updates on the same batches (``arch_step``: joint or alternate) until no edge's strongest candidate has changed for ``patience``
 epochs, or ``max_epochs``. It is a generator yielding ``(progress, metrics)`` after every epoch, so
 the caller checkpoints and reports between epochs; resuming is passing back the last ``progress``.
 """

@@ -1,4 +1,4 @@
-"""The inner loops: one search epoch (alternating architecture and weight updates), one plain training
+"""The inner loops: one search epoch (architecture and weight updates, joint or alternating), one plain training
 epoch (warm-up and the target network), and accuracy. No host sync inside a loop: losses and hit
 counts accumulate on the device and are read once per epoch.
 """
