@@ -9,6 +9,19 @@ def tiny(**overrides) -> SearchConfig:
     return SearchConfig.from_dict({**TINY, **overrides})
 
 
+class Killed(Exception):
+    """Raised by a ``kill_at`` callback: the search stops there, as a killed trial would."""
+
+
+def kill_at(phase: str, epoch: int):
+    """A ``run_search`` report callback that raises ``Killed`` once ``phase``'s ``epoch`` is reported (its
+    checkpoint is already written: the next run resumes after that epoch)."""
+    def report(metrics) -> None:
+        if (metrics["phase"], metrics["epoch"]) == (phase, epoch):
+            raise Killed
+    return report
+
+
 def pools_cheap(op: str, c: int, h: int, stride: int) -> tuple[float, float]:
     """A cost table where pools and skip are ~100x cheaper than convolutions (time_us, energy_uj)."""
     base = c * h * h / stride

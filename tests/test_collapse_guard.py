@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search_helpers import pools_cheap, tiny
+from search_helpers import Killed, kill_at, pools_cheap, tiny
 from searchspace.config import ConfigError
 from trainables import SearchConfig, build_supernet, run_search, search_epoch
 from trainables.cells import MixedOp
@@ -195,16 +195,9 @@ def test_a_resumed_guarded_search_matches_an_uninterrupted_one(tmp_path, guard):
     full_history = []
     full = run_search(cfg, pools_cheap, report=full_history.append)
 
-    class Killed(Exception):
-        pass
-
-    def kill(metrics):
-        if (metrics["phase"], metrics["epoch"]) == ("stage1", 2):
-            raise Killed
-
     ck = tmp_path / "c.pt"
     with pytest.raises(Killed):
-        run_search(cfg, pools_cheap, report=kill, checkpoint=ck)
+        run_search(cfg, pools_cheap, report=kill_at("stage1", 2), checkpoint=ck)
     history = []
     resumed = run_search(cfg, pools_cheap, report=history.append, checkpoint=ck)
     assert (history[0]["phase"], history[0]["epoch"]) == ("stage1", 3)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search_helpers import pools_cheap
+from search_helpers import Killed, kill_at, pools_cheap
 from searchspace.config import ConfigError
 from trainables import SearchConfig, build_supernet, run_search, search_epoch
 from trainables.compiled import compile_problem, compile_wanted
@@ -105,16 +105,9 @@ def test_compiled_search_resumes_from_its_checkpoint_like_an_uninterrupted_one(t
     cfg = tiny(compile="on", patience=2)  # stage 1 runs both its epochs: the kill lands mid-stage
     full = run_search(cfg, pools_cheap)
 
-    class Killed(Exception):
-        pass
-
-    def killer(metrics):
-        if (metrics["phase"], metrics["epoch"]) == ("stage1", 1):
-            raise Killed
-
     ck = tmp_path / "search.ckpt"
     with pytest.raises(Killed):
-        run_search(cfg, pools_cheap, report=killer, checkpoint=ck)
+        run_search(cfg, pools_cheap, report=kill_at("stage1", 1), checkpoint=ck)
     eager_ck = tmp_path / "eager.ckpt"
     eager_ck.write_bytes(ck.read_bytes())
     history = []

@@ -9,7 +9,7 @@ from trainables.arch import derive_genotype, make_space
 from searchspace.groups import DEFAULT_GROUPS
 from trainables.train import NonFiniteLoss
 
-from search_helpers import pools_cheap, tiny
+from search_helpers import Killed, kill_at, pools_cheap, tiny
 
 GROUPS = dict(DEFAULT_GROUPS)
 
@@ -124,16 +124,9 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, stop_after, 
     cfg = tiny(**RESUME_CFG)
     full = uninterrupted
 
-    class Killed(Exception):
-        pass
-
-    def kill(metrics):
-        if (metrics["phase"], metrics["epoch"]) == stop_after:
-            raise Killed
-
     ck = tmp_path / "interrupted.pt"
     with pytest.raises(Killed):
-        run_search(cfg, report=kill, cost_table=pools_cheap, checkpoint=ck)
+        run_search(cfg, report=kill_at(*stop_after), cost_table=pools_cheap, checkpoint=ck)
     resumed_history = []
     resumed = run_search(cfg, report=resumed_history.append, cost_table=pools_cheap, checkpoint=ck)
     assert resumed.genotype == full.genotype

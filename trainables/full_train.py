@@ -28,6 +28,7 @@ from searchspace.train_config import TrainConfig
 
 from .cells import Network, derived_edge_spec
 from .data import Datasets, batches, load_datasets
+from .supernet import memory_format
 from .train import accuracy
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def train_full(search: SearchConfig, train: TrainConfig, genotype: Genotype, *, 
     dcfg = data_config(search, train)
     data = data or load_datasets(dcfg, device)
     torch.manual_seed(train.seed)
-    net = build_network(search, train, genotype).to(device)
+    net = build_network(search, train, genotype).to(device, memory_format=memory_format(search, device))
     wrap = TrainingWrapper(net, train, dcfg.num_classes)
     opt = torch.optim.SGD(list(wrap.parameters()), train.lr, momentum=train.momentum,
                           weight_decay=train.weight_decay)
