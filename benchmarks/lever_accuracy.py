@@ -65,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     from searchspace.config import SearchConfig, preset
+    from searchspace.schema import ConfigError
 
-    for _name, overrides in args.variant:  # a bad key fails here, before any trial runs
-        SearchConfig.from_dict({**preset(args.preset), **overrides})
+    for name, overrides in args.variant:  # a bad key fails here, before any trial runs
+        try:
+            SearchConfig.from_dict({**preset(args.preset), **overrides})
+        except (ConfigError, KeyError, ValueError) as exc:
+            p.error(f"variant {name!r} on preset {args.preset!r}: {exc}")
     jobs = [(name, overrides, seed) for seed in seeds for name, overrides in args.variant]
     rows: list[dict] = []
     with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
