@@ -256,9 +256,20 @@ class SearchConfig:
 
     @property
     def joint_arch_step(self) -> bool:
-        """``arch_step`` resolved: True = one pass gives alpha's and the weights' gradients (auto: with
-        arch_data=same)."""
-        return self.arch_step == "joint" or (self.arch_step == "auto" and self.arch_data == "same")
+        """``arch_step`` resolved: True = one pass gives alpha's and the weights' gradients."""
+        return resolved_arch_step(self.arch_step, self.arch_data) == "joint"
+
+    def measures_val(self, epochs_done: int, last: bool) -> bool:
+        """Whether a phase measures its val accuracy after ``epochs_done`` epochs: on its last epoch, and
+        every ``val_every`` epochs when set."""
+        return last or bool(self.val_every and epochs_done % self.val_every == 0)
+
+
+def resolved_arch_step(arch_step: str, arch_data: str) -> str:
+    """"joint" or "alternate": ``auto`` is joint with the same batches (arch_data=same), else alternate."""
+    if arch_step == "auto":
+        return "joint" if arch_data == "same" else "alternate"
+    return arch_step
 
 
 # Presets: the named starting points of `hwnas trial` / `hwnas search` (overridden by --set).

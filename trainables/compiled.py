@@ -96,6 +96,18 @@ class CompiledStep:
         self.arch_loss = self.weight_loss = self.joint_loss = None
 
 
+def joint_loss_of(st, x: torch.Tensor, y: torch.Tensor, terms: GuardTerms | None = None,
+                  penalty: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, CE, logits) of supernet ``st`` (a ``train.Supernet``) for ``arch_step: joint``: loss = CE +
+    cost(alpha) [+ the guard's penalty], one graph whose backward gives d/d alpha and d/d weights together.
+    The eager step calls it as is, the compiled step compiles it."""
+    w = mixing_weights(st.alpha, st.mask, st.set_of_cell)  # (cells, E, K_max), differentiable in alpha
+    logits = st.net(x, w, terms)  # (N, classes)
+    ce = F.cross_entropy(logits, y)
+    loss = ce + st.cost.loss(w)
+    return (loss if penalty is None else loss + beta_penalty(st.alpha, st.mask, penalty)), ce, logits
+
+
 def compiled_step(st) -> CompiledStep:
     """The compiled architecture and weight losses of supernet ``st`` (a ``train.Supernet``).
 
@@ -128,12 +140,7 @@ def compiled_step(st) -> CompiledStep:
 
     def joint_loss(x: torch.Tensor, y: torch.Tensor, terms: GuardTerms | None = None,
                    penalty: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # one graph for arch_step=joint: the backward gives d/d alpha and d/d weights together
-        w = mixing_weights(alpha, mask, set_of_cell)  # (cells, E, K_max)
-        logits = net(x, w, terms)  # (N, classes)
-        ce = F.cross_entropy(logits, y)
-        loss = ce + cost.loss(w)
-        return (loss if penalty is None else loss + beta_penalty(alpha, mask, penalty)), ce, logits
+        return joint_loss_of(st, x, y, terms, penalty)
 
     mode = "reduce-overhead" if device.type == "cuda" else None
     compiled = [torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)

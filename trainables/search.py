@@ -6,7 +6,8 @@
   0. ``choose_groups``: candidate operators in groups of one kind (default four, or learned: claim 2);
   1. ``search_stage1``: the stage-1 supernet holds one representative per group on every edge
      (claim 3); architecture and weights are each optimised on the same data (one joint step, or
-     ``arch_step: alternate``) until the argmax is stable (claim 6), the loss being CE + the processor's expected DRAM time/energy (seed 2);
+     ``arch_step: alternate``) until the argmax is stable (claim 6), the loss being CE + the
+     processor's expected DRAM time/energy (seed 2);
   2. ``search_stage2``: edge j of cell i becomes the mixed operator of *all* operators of the group
      whose representative won in stage 1 (claim 4), fresh equal alphas, trained modules kept, the
      siblings started fairly (``stage2_start``: copied from the representative, or a weight-only warm-up);
@@ -161,7 +162,7 @@ def search_stage2(trial: Trial, state: SearchState) -> SearchState:
     sets = torch.arange(sn.alpha.shape[0], device=sn.alpha.device)
     outcome = Stage2Outcome(op_weight=mixing_weights(sn.alpha.detach(), sn.mask, sets).cpu(),
                             epochs=state.progress.epoch,
-                            supernet_accuracy=val_acc if val_acc is not None else supernet_accuracy(config, sn, trial.data))
+                            supernet_accuracy=supernet_accuracy(config, sn, trial.data) if val_acc is None else val_acc)
     return state.next_phase("eval", stage2=outcome)
 
 

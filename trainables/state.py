@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import torch
 
-from searchspace.config import SearchConfig
+from searchspace.config import SearchConfig, resolved_arch_step
 from searchspace.files import atomic_write
 from searchspace.genotype import Genotype
 from searchspace.groups import Groups
@@ -216,8 +216,7 @@ def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchStat
 def _identity(config: dict) -> dict:
     """The keys that decide what a search learns, ``arch_step`` resolved (auto = joint with arch_data=same)."""
     out = {k: v for k, v in config.items() if k not in _IGNORED_KEYS}
-    if out.get("arch_step") == "auto":
-        out["arch_step"] = "joint" if out.get("arch_data") == "same" else "alternate"
+    out["arch_step"] = resolved_arch_step(out["arch_step"], out["arch_data"])
     return out
 
 

@@ -5,9 +5,10 @@ Public: ``build_supernet`` (what ``run_search`` trains in each stage, and what t
 times), ``stage_cost_term`` (the DRAM part of the loss), ``edge_table`` (a cost table or a cost
 callable as per-(cell, edge, candidate) arrays), ``stage1_space`` / ``stage2_space``,
 ``supernet_accuracy``, ``search_device``, and ``search_epochs``, claim 6's loop: architecture and
-weight updates on the same batches (``arch_step``: joint or alternate) until no edge's strongest candidate has changed for ``patience``
-epochs, or ``max_epochs``. It is a generator yielding ``(progress, metrics)`` after every epoch, so
-the caller checkpoints and reports between epochs; resuming is passing back the last ``progress``.
+weight updates on the same batches (``arch_step``: joint or alternate) until no edge's strongest
+candidate has changed for ``patience`` epochs, or ``max_epochs``. It is a generator yielding
+``(progress, metrics)`` after every epoch, so the caller checkpoints and reports between epochs;
+resuming is passing back the last ``progress``.
 """
 from __future__ import annotations
 
@@ -272,9 +273,11 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
     guard = collapse_guard(config)
     if progress.prev_argmax is None:
         progress = replace(progress, prev_argmax=argmax(sn))
-    # early_stop reads the alphas restored to ``progress``, so a resumed stage stops where an uninterrupted one did
-    while not converged(config, stage, progress) and not (
-            progress.epoch > warmup and guard.stops(stage, sn.space, sn.alpha)):
+    def ends(p: PhaseProgress) -> bool:
+        # early_stop reads the alphas restored to ``p``, so a resumed stage stops where an uninterrupted one did
+        return converged(config, stage, p) or (p.epoch > warmup and guard.stops(stage, sn.space, sn.alpha))
+
+    while not ends(progress):
         t0 = time.perf_counter()
         epoch = progress.epoch
         lr = set_lr(sn.w_opt, epoch, config.max_epochs, config.lr, config.lr_min)
@@ -293,9 +296,7 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
         metrics["stable_epochs"] = stable
         # the val accuracy (a BN re-estimation and a pass over the val split) on the stage's last epoch, where
         # the record reads it, and every val_every epochs if asked: it never steers the search
-        last = converged(config, stage, replace(progress, epoch=epoch + 1, stable=stable)) or (
-            epoch + 1 > warmup and guard.stops(stage, sn.space, sn.alpha))
-        if last or (config.val_every and (epoch + 1) % config.val_every == 0):
+        if config.measures_val(epoch + 1, last=ends(replace(progress, epoch=epoch + 1, stable=stable))):
             metrics["val_acc"] = supernet_accuracy(config, sn, data)
         progress = PhaseProgress(epoch=epoch + 1, seconds=progress.seconds + time.perf_counter() - t0,
                                  stable=stable, prev_argmax=now, net=sn.net.state_dict(),

@@ -67,7 +67,7 @@ def target_epochs(config: SearchConfig, net: nn.Module, opt: torch.optim.Optimiz
         m = train_epoch(net, opt, batches(data.eval_train, config.eval_batch_size, gen, config.augment),
                         config.grad_clip)
         metrics = {"phase": "eval", "epoch": epoch + 1, **epoch_summary(m, "eval", epoch + 1), "lr": lr}
-        if epoch + 1 == config.eval_epochs or (config.val_every and (epoch + 1) % config.val_every == 0):
+        if config.measures_val(epoch + 1, last=epoch + 1 == config.eval_epochs):
             # BN re-estimated, then val: the last epoch's (and val_every's); the test accuracy recalibrates anyway
             calibrate_bn(net, data.eval_train.x[:config.bn_calibration_images])
             metrics["val_acc"] = accuracy(net, data.val.x, data.val.y)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import ArchSpace, mixing_weights
-from .compiled import CompiledStep, compiled_step
+from .compiled import CompiledStep, compiled_step, joint_loss_of
 from .guard import EpochGuard, beta_penalty
 
 
@@ -141,28 +141,33 @@ def search_epoch(st: Supernet, batches: Iterable, arch_batches: Iterable | None,
     for x, y in batches:
         if joint:
             loss, logits = _joint_step(st, x, y, grad_clip, guard)
-            loss_sum += loss.detach() * y.shape[0]
-            correct += (logits.argmax(1) == y).sum()
-            seen += y.shape[0]
-            continue
-        if update_arch:
-            ax, ay = (x, y) if arch_iter is None else next(arch_iter)
-            st.a_opt.zero_grad(set_to_none=True)
-            a_loss = _arch_loss(st, ax, ay, guard)
-            (grad,) = torch.autograd.grad(a_loss, [st.alpha])
-            st.alpha.grad = grad
-            st.a_opt.step()
-        st.w_opt.zero_grad(set_to_none=True)
-        loss, logits = _weight_loss(st, x, y, guard)
-        loss.backward()
-        nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
-        st.w_opt.step()
+        else:
+            loss, logits = _alternate_step(st, x, y, arch_iter, update_arch, grad_clip, guard)
         loss_sum += loss.detach() * y.shape[0]
         correct += (logits.argmax(1) == y).sum()
         seen += y.shape[0]
     with torch.no_grad():
         t, e = st.cost.expected(st.weights())
     return {"loss_sum": loss_sum, "correct": correct, "seen": torch.tensor(seen), "time": t, "energy": e}
+
+
+def _alternate_step(st: Supernet, x: torch.Tensor, y: torch.Tensor, arch_iter, update_arch: bool, grad_clip: float,
+                    guard: EpochGuard | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """DARTS's order: alpha steps on (x, y) or the arch stream's next batch, then the weights step on
+    (x, y) under the new alpha. Returns (CE, logits) of the weight step."""
+    if update_arch:
+        ax, ay = (x, y) if arch_iter is None else next(arch_iter)
+        st.a_opt.zero_grad(set_to_none=True)
+        a_loss = _arch_loss(st, ax, ay, guard)
+        (grad,) = torch.autograd.grad(a_loss, [st.alpha])
+        st.alpha.grad = grad
+        st.a_opt.step()
+    st.w_opt.zero_grad(set_to_none=True)
+    loss, logits = _weight_loss(st, x, y, guard)
+    loss.backward()
+    nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
+    st.w_opt.step()
+    return loss, logits
 
 
 def _joint_step(st: Supernet, x: torch.Tensor, y: torch.Tensor, grad_clip: float,
@@ -173,19 +178,9 @@ def _joint_step(st: Supernet, x: torch.Tensor, y: torch.Tensor, grad_clip: float
     terms, penalty = guard if guard is not None else (None, None)
     st.a_opt.zero_grad(set_to_none=True)
     st.w_opt.zero_grad(set_to_none=True)
-    out = None
     step = st.step_functions()
-    if step is not None:
-        out = _call(step, "joint_loss", x, y, terms, penalty)
-    if out is None:
-        w = st.weights()  # (cells, E, K_max), differentiable in alpha
-        logits = st.net(x, w, terms)
-        ce = F.cross_entropy(logits, y)
-        loss = ce + st.cost.loss(w)
-        if penalty is not None:
-            loss = loss + beta_penalty(st.alpha, st.mask, penalty)
-    else:
-        loss, ce, logits = out
+    out = _call(step, "joint_loss", x, y, terms, penalty) if step is not None else None
+    loss, ce, logits = out if out is not None else joint_loss_of(st, x, y, terms, penalty)
     loss.backward()
     nn.utils.clip_grad_norm_(st.net.parameters(), grad_clip, foreach=True)
     st.w_opt.step()
