@@ -34,6 +34,7 @@ from searchspace.layout import (CONCAT_OP, NODE_SUM_OP, Geometry, OpInstance, ce
 from searchspace.ops import CANDIDATES, is_identity
 
 from .accounting import Term, concat_row, edge_row, edge_share, node_fixed, node_sum_row, op_term
+from .kernels import network_rows, table_terms
 from .query import CostQuery, QueryFn, get_profile, local_query_fn
 from .traffic import OpCost
 
@@ -131,25 +132,18 @@ def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | N
                                   config.num_classes, config.stem_multiplier)
     queries = {i: _instance_query(inst, config.profile, batch) for i, inst in enumerate(instances) if _is_operator(inst)}
     answers = _answer(list(queries.values()), query_fn)
-    # identity inputs per (cell, node): a fused node's kernel reads them itself
-    identities: dict[tuple[int, int], int] = {}
-    for inst in instances:
-        if inst.role == "edge" and is_identity(inst.op, inst.c_in, inst.c_out, inst.stride):
-            identities[(inst.cell, inst.node)] = identities.get((inst.cell, inst.node), 0) + 1
+    costs = {i: answers[q] for i, q in queries.items()}
+    if profile.fused:  # the kernels it runs, under the profile's rule between kernels (cost_models.kernels)
+        terms = network_rows(profile, batch, instances, plans, config.nodes, costs)
+    else:
+        terms = [(t, 0, 0) for t in _unfused_rows(profile, batch, instances, costs)]
     rows, total = [], Term()
-    for i, inst in enumerate(instances):
-        if inst.role == "edge":
-            term = edge_row(profile, batch, inst, answers[queries[i]])
-        elif inst.role == "node_sum":
-            term = node_sum_row(profile, batch, inst, identities.get((inst.cell, inst.node), 0))
-        elif inst.role == "cell_concat":
-            term = concat_row(profile, batch, inst)
-        else:  # stem, preprocess0/1, classifier: the operator as it runs
-            term = op_term(answers[queries[i]])
+    for inst, (term, onchip, spilled) in zip(instances, terms):
         total = total + term
         rows.append({"op": inst.op, "c_in": inst.c_in, "c_out": inst.c_out, "h": inst.h, "w": inst.w,
                      "stride": inst.stride, "cell": inst.cell, "edge": inst.edge, "role": inst.role,
-                     "node": inst.node, "fan_in": inst.fan_in, **term.to_dict(profile)})
+                     "node": inst.node, "fan_in": inst.fan_in, **term.to_dict(profile), "onchip_bytes": onchip,
+                     "spilled_bytes": spilled})
     result = NetworkCost(
         profile=config.profile, batch=batch, dram_read_bytes=total.dram_read_bytes,
         dram_write_bytes=total.dram_write_bytes, dram_bytes=total.dram_bytes, compulsory_bytes=total.compulsory_bytes,
@@ -159,6 +153,25 @@ def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | N
               layers, channels, image_size, image_size, result.dram_bytes, result.dram_time_us,
               result.dram_energy_uj, len(rows))
     return result
+
+
+def _unfused_rows(profile, batch: int, instances: list[OpInstance], costs: dict[int, OpCost]) -> list[Term]:
+    """Every kernel as an eager runtime runs it (``cost_models.accounting``): operators, adds, concat copies."""
+    identities: dict[tuple[int, int], int] = {}  # identity inputs per (cell, node)
+    for inst in instances:
+        if inst.role == "edge" and is_identity(inst.op, inst.c_in, inst.c_out, inst.stride):
+            identities[(inst.cell, inst.node)] = identities.get((inst.cell, inst.node), 0) + 1
+    terms = []
+    for i, inst in enumerate(instances):
+        if inst.role == "edge":
+            terms.append(edge_row(profile, batch, inst, costs[i]))
+        elif inst.role == "node_sum":
+            terms.append(node_sum_row(profile, batch, inst, identities.get((inst.cell, inst.node), 0)))
+        elif inst.role == "cell_concat":
+            terms.append(concat_row(profile, batch, inst))
+        else:  # stem, preprocess0/1, classifier: the operator as it runs
+            terms.append(op_term(costs[i]))
+    return terms
 
 
 def derived_network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | None = None) -> NetworkCost:
@@ -193,9 +206,23 @@ def edge_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> Ed
     ops = [inst for row in cells for inst in row] + fixed_ops
     queries = [_instance_query(inst, config.profile, batch) for inst in ops]
     answers = _answer(queries, query_fn)
-    shares = [edge_share(profile, batch, inst, answers[q]) for inst, q in zip(ops, queries)]
     deployed = (len(plans), len(edges), len(CANDIDATES))
     n_share = len(plans) * len(edges) * len(CANDIDATES)
+    if profile.fused:  # the reference schedule under the profile's rule between kernels (cost_models.kernels)
+        costs = [answers[q] for q in queries]
+        per_edge = np.array(costs[:n_share], dtype=object).reshape(deployed).tolist()
+        fixed_costs = list(zip(fixed_ops, costs[n_share:]))
+        cell_shares, fixed_term = table_terms(profile, batch, plans, nodes, CANDIDATES, fixed_costs[0],
+                                              fixed_costs[1:-1], fixed_costs[-1], per_edge)
+        shares = [t for cell in cell_shares for row in cell for t in row]
+        fixed = [fixed_term]
+    else:
+        shares = [edge_share(profile, batch, inst, answers[q]) for inst, q in zip(ops, queries)]
+        # fixed: stem, preprocessing, classifier as they run; per node its write + kernel; per cell the concat
+        fixed = [op_term(answers[q]) for q in queries[n_share:]]
+        for plan in plans:
+            fixed += [node_fixed(profile, batch, node_sum_instance(plan, dst, 2)) for dst in range(2, nodes + 2)]
+            fixed.append(concat_row(profile, batch, cell_concat_instance(plan, nodes)))
     # [deployed cells, E, K] -> [searched cells, E, K]: each deployed cell adds into the cell it takes
     index = np.asarray(sources, dtype=np.int64)
 
@@ -207,11 +234,6 @@ def edge_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> Ed
     time_us = fold([t.dram_time_us(profile) for t in shares[:n_share]], np.float64)
     energy_uj = fold([t.dram_energy_uj(profile) for t in shares[:n_share]], np.float64)
     dram_bytes = fold([t.dram_bytes for t in shares[:n_share]], np.int64)
-    # fixed: stem, preprocessing, classifier as they run; per node its write + kernel; per cell the concat
-    fixed = [op_term(answers[q]) for q in queries[n_share:]]
-    for plan in plans:
-        fixed += [node_fixed(profile, batch, node_sum_instance(plan, dst, 2)) for dst in range(2, nodes + 2)]
-        fixed.append(concat_row(profile, batch, cell_concat_instance(plan, nodes)))
     counts = tuple(int(n) for n in np.bincount(index, minlength=config.layers))
     log.debug("edge cost table on %s: %d searched cells (standing for %s deployed cells of %d, C=%d, %dx%d) x %d "
               "edges x %d candidates from %d distinct queries", config.profile, config.layers, counts, geo.layers,

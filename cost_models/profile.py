@@ -60,6 +60,18 @@ class Profile:
     fold_bn: bool = True
     # why: DRAM background power charged for the DRAM time (W x us = uJ); 0 = not modelled
     static_power_w: float = 0.0
+    # why: what happens to a tensor between the kernel that writes it and the kernels that read it.
+    #      "round-trip": written to DRAM and read back by every reader (an eager framework, or an
+    #      accelerator that runs layer by layer); "resident": it stays on chip while the live set fits the
+    #      buffer, and what does not fit spills, farthest next use first (an NPU compiler allocating its
+    #      scratchpad; cost_models.residency). Default round-trip: a profile written before the key existed
+    #      keeps its numbers.
+    between_kernels: str = "round-trip"
+
+    @property
+    def resident(self) -> bool:
+        """True if tensors stay on chip between kernels while they fit (``between_kernels = "resident"``)."""
+        return self.between_kernels == "resident"
 
     @property
     def dram_bytes_per_us(self) -> float:
@@ -79,6 +91,7 @@ class Profile:
             "fused": self.fused,
             "fold_bn": self.fold_bn,
             "static_power_w": self.static_power_w,
+            "between_kernels": self.between_kernels,
             "source": self.source,
         }
 
@@ -86,6 +99,7 @@ class Profile:
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile) if f.name != "source"}
 _POSITIVE_INT = ("onchip_buffer_bytes", "dram_burst_bytes", "bytes_per_element")
 _POSITIVE_FLOAT = ("dram_bandwidth_gbps",)
+BETWEEN_KERNELS = ("round-trip", "resident")  # Profile.between_kernels
 _NONNEG_FLOAT = ("dram_latency_ns", "dram_read_pj_per_byte", "dram_write_pj_per_byte", "static_power_w")
 
 
@@ -121,6 +135,12 @@ def _validate(data: dict[str, Any], source: str) -> Profile:
     for key in ("fused", "fold_bn"):
         if key in data and not isinstance(data[key], bool):
             raise bad(key, "must be true or false")
+    if "between_kernels" in data:
+        if data["between_kernels"] not in BETWEEN_KERNELS:
+            raise bad("between_kernels", f"must be one of {', '.join(repr(v) for v in BETWEEN_KERNELS)}")
+        if data["between_kernels"] == "resident" and not data["fused"]:
+            raise bad("between_kernels", "\"resident\" needs fused = true (an unfused runtime writes every "
+                      "primitive's output to memory: use \"round-trip\")")
     return Profile(source=source, **data)
 
 

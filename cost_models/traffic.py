@@ -30,6 +30,11 @@ For an operator of ``searchspace.ops.OPS`` on an input (batch, C, H, W) at a str
    or band, rounded up to whole bursts), for information.
 5. **Bytes -> time, energy.** ``dram_time_us = bytes / bandwidth + latencies * latency``;
    ``dram_energy_uj = read * read_pJ/B + write * write_pJ/B (+ static power * time)``.
+6. **Working set.** ``scratch_bytes`` is what the kernel holds on chip besides its input and output, at
+   its largest stage: the on-chip intermediates live there plus the stage's weights, or, for a tiled
+   stage, the whole leftover buffer (its stationary and streamed halves). Input and output streams use
+   line buffers too small to count. Between kernels (``cost_models.residency``) the buffer left beside
+   this is what can keep other tensors on chip.
 
 Compulsory traffic is the operator's input read once, its (folded) weights read once and its output
 written once. Every plan pays at least that, every step above only adds bytes, and every quantity is
@@ -70,6 +75,10 @@ class OpCost:
     spilled_intermediates: int  # intermediates written to and read back from DRAM
     dram_time_us: float
     dram_energy_uj: float
+    # on-chip bytes the kernel holds while it runs besides its input and output: its weights (a stationary
+    # chunk when tiled: the whole leftover buffer) and the intermediates it keeps (module doc, 6); what the
+    # network-level residency schedule (cost_models.residency) must leave free for it
+    scratch_bytes: int = 0
     dram_bytes: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -232,12 +241,12 @@ def _evaluate(profile: Profile, op: str, prims: tuple[Primitive, ...], c_in: int
         # cheapest in bytes, then in latencies paid, then in streams
         if plan is not None and (best is None or (plan[0] + plan[1], plan[3], plan[2]) < (best[0] + best[1], best[3], best[2])):
             best = (*plan, len(onchip), len(inter) - len(onchip))
-    read, write, streams, latencies, n_on, n_spill = best
+    read, write, streams, latencies, scratch, n_on, n_spill = best
     time_us = (read + write) / profile.dram_bytes_per_us + latencies * profile.dram_latency_ns * 1e-3
     energy_uj = (read * profile.dram_read_pj_per_byte + write * profile.dram_write_pj_per_byte) * 1e-6 \
         + profile.static_power_w * time_us
     return OpCost(profile.name, op, c_in, c_out, h, w, stride, batch, int(read), int(write), int(compulsory),
-                  int(streams), int(latencies), n_on, n_spill, float(time_us), float(energy_uj))
+                  int(streams), int(latencies), n_on, n_spill, float(time_us), float(energy_uj), int(scratch))
 
 
 @dataclass(frozen=True)
@@ -260,12 +269,13 @@ class _Ctx:
         return int(-(-b // self.burst) * self.burst) if b > 0 else 0
 
 
-def _plan_cost(stages: list[_Stage], onchip: set[int], ctx: _Ctx, fused: bool) -> tuple[int, int, int, int] | None:
-    """(read bytes, write bytes, streams, latencies) of one keep/spill plan, or None if its intermediates
-    don't fit. Latencies: one per kernel (module doc, 4) + one per tile wave after a tiled stage's first."""
+def _plan_cost(stages: list[_Stage], onchip: set[int], ctx: _Ctx, fused: bool) -> tuple[int, int, int, int, int] | None:
+    """(read bytes, write bytes, streams, latencies, scratch bytes) of one keep/spill plan, or None if its
+    intermediates don't fit. Latencies: one per kernel (module doc, 4) + one per tile wave after a tiled
+    stage's first. Scratch: the largest stage's on-chip intermediates + weights (tiled: + its whole budget)."""
     first = {s.out: j for j, s in enumerate(stages)}
     last_use = {t: max(j for j, s in enumerate(stages) if any(x == t for x, _ in s.inputs)) for t in onchip}
-    read = write = streams = latencies = 0
+    read = write = streams = latencies = scratch = 0
     for j, st in enumerate(stages):
         live = sum(ctx.nbytes(t) for t in onchip if first[t] <= j <= last_use[t])
         budget = ctx.buf - live
@@ -274,13 +284,14 @@ def _plan_cost(stages: list[_Stage], onchip: set[int], ctx: _Ctx, fused: bool) -
         dram_in = [(t, off) for t, off in st.inputs if t not in onchip]
         o = 0 if st.out in onchip else ctx.nbytes(st.out)
         r, n, waves = _tiled_reads(st, dram_in, o, budget, ctx)
+        scratch = max(scratch, live + (budget if waves > 1 else st.weight_elements * ctx.bpe))
         read += r
         write += ctx.rnd(o)
         streams += n + (1 if o else 0)
         # a new kernel: always unfused; fused, the first stage and any stage reading a spilled intermediate
         new_kernel = not fused or j == 0 or any(t != INPUT for t, _ in dram_in)
         latencies += (1 if new_kernel else 0) + waves - 1
-    return read, write, streams, latencies
+    return read, write, streams, latencies, scratch
 
 
 def _tiled_reads(st: _Stage, dram_in: list[tuple[int, int]], o: int, budget: int, ctx: _Ctx) -> tuple[int, int, int]:
