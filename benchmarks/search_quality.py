@@ -33,6 +33,7 @@ import numpy as np
 
 from cost_models import derived_network_cost, edge_cost_table
 from searchspace.config import SearchConfig, parse_set, preset
+import searchspace.genotype
 from searchspace.genotype import CellGenotype, Genotype
 from searchspace.layout import reduction_cells
 from searchspace.ops import CANDIDATES
@@ -78,15 +79,7 @@ class Point:
 
 def random_genotype(reductions: list[bool], nodes: int, rng: random.Random, op_probs=None) -> Genotype:
     """Two distinct inputs per node uniformly; operators uniform, or drawn from ``op_probs``."""
-    cells = []
-    for red in reductions:
-        edges = []
-        for dst in range(2, nodes + 2):
-            for src in sorted(rng.sample(range(dst), 2)):
-                op = rng.choices(CANDIDATES, weights=op_probs)[0] if op_probs is not None else rng.choice(CANDIDATES)
-                edges.append((op, src, dst))
-        cells.append(CellGenotype(red, tuple(edges)))
-    return Genotype(tuple(cells))
+    return searchspace.genotype.random_genotype(reductions, nodes, rng, CANDIDATES, op_probs)
 
 
 def stratified(config: SearchConfig, reductions: list[bool], n: int, rng: random.Random, pool: int = 300) -> list[Genotype]:

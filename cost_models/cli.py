@@ -50,8 +50,10 @@ are in flight together, so the latency is paid once per kernel, plus once per fu
 kernel (its two buffer halves leave no room to prefetch). Fused profiles run an operator as one kernel
 (split where an intermediate spills) and a cell node as one kernel (its operators' outputs summed on
 chip, written once into the cell's concat buffer); unfused ones (h100-eager) run every primitive, every
-node-sum add and every torch.cat as its own kernel. energy = read x read pJ/B + write x write pJ/B +
-static power x time.
+node-sum add and every torch.cat as its own kernel. Between kernels the profile's between_kernels rule
+holds: round-trip (every kernel reads its inputs from DRAM and writes its output there) or resident (a
+tensor stays on chip for the kernels that read it while the live set fits the buffer; what does not fit
+spills, farthest next read first). energy = read x read pJ/B + write x write pJ/B + static power x time.
 
 onnx mode (--onnx FILE --profile P [--batch N] [--rows]): any ONNX CNN graph (Conv incl. depthwise,
 dilated and strided, Relu/Clip, BatchNormalization, MaxPool, AveragePool, Add, Concat, Pad,
@@ -97,7 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", dest="set_items",
                         help="network mode: search config overrides, e.g. deploy_layers=20 deploy_channels=36 "
                         "cost_batch=4")
-    parser.add_argument("--rows", action="store_true", help="network mode: add one row per kernel group")
+    parser.add_argument("--rows", action="store_true",
+                        help="network and onnx mode: add one row per kernel group, with the bytes it kept on "
+                             "chip (onchip_bytes) and spilled to DRAM (spilled_bytes) under the profile's "
+                             "between_kernels rule")
     parser.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and their key numbers")
     parser.set_defaults(func=run)
     return parser

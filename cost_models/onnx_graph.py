@@ -36,6 +36,7 @@ from searchspace.ops import Primitive
 from .accounting import KERNEL, Term, op_term, tensor_bytes
 from .onnx_nodes import OPERATOR_KINDS, NodeReader, NodeRecord, OnnxGraph, numel
 from .profile import CostQueryError, Profile, load_profile
+from .onnx_residency import resident_terms
 from .traffic import primitives_cost
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,18 @@ class GraphPrimitive(Primitive):
 
 
 @dataclass
-class _Region:
+class Region:
+    """A kernel group: its records, its round-trip traffic, and what the residency schedule needs."""
+
     kind: str  # "op", "add", "join", "copy"
     recs: list[int] = field(default_factory=list)
     term: Term = field(default_factory=Term)
     out: str = ""
+    ext: str = ""  # op: the one tensor it reads
+    scratch: int = 0  # op: OpCost.scratch_bytes
+    into: str = ""  # op: the output of the add it is summed into on chip (its write and latency are the add's)
+    leaves: list[str] = field(default_factory=list)  # add / join / copy: the tensors it reads (add: not summed)
+    copies: list[str] = field(default_factory=list)  # fused join: parts it copies (graph inputs, shared parts)
 
 
 @dataclass(frozen=True)
@@ -130,11 +138,11 @@ def _mark_sibling_concats(recs: list[NodeRecord], cons: dict[str, list[int]], pr
                 r.kind = "concat"
 
 
-def _regions(recs: list[NodeRecord], cons: dict[str, list[int]], fused: bool) -> tuple[list[_Region], list[int]]:
+def _regions(recs: list[NodeRecord], cons: dict[str, list[int]], fused: bool) -> tuple[list[Region], list[int]]:
     """Kernel groups, built from the graph's end: a record joins its only consumer's operator region
     (at most MAX_STAGES stages); fused, an Add whose only consumer is an Add joins that node sum."""
     region_of = [-1] * len(recs)
-    regions: list[_Region] = []
+    regions: list[Region] = []
     stages: list[int] = []
     for i in reversed(range(len(recs))):
         r = recs[i]
@@ -148,7 +156,7 @@ def _regions(recs: list[NodeRecord], cons: dict[str, list[int]], fused: bool) ->
             grow, kind = 0, {"add": "add"}.get(r.kind, r.kind)
             joins = target >= 0 and fused and r.kind == "add" and recs[c[0]].kind == "add"
         if not joins:
-            regions.append(_Region(kind, out=r.out))
+            regions.append(Region(kind, out=r.out))
             stages.append(0)
             target = len(regions) - 1
         regions[target].recs.append(i)
@@ -159,7 +167,7 @@ def _regions(recs: list[NodeRecord], cons: dict[str, list[int]], fused: bool) ->
     return regions, region_of
 
 
-def _primitives(recs: list[NodeRecord], reg: _Region, profile: Profile, source: str) -> tuple[list[GraphPrimitive], str]:
+def _primitives(recs: list[NodeRecord], reg: Region, profile: Profile, source: str) -> tuple[list[GraphPrimitive], str]:
     """The region as a primitive list reading one external tensor (``inputs`` -1), and that tensor."""
     local: dict[str, int] = {}
     externals = {t for j in reg.recs for t in recs[j].inputs} - {recs[j].out for j in reg.recs}
@@ -188,18 +196,17 @@ def _primitives(recs: list[NodeRecord], reg: _Region, profile: Profile, source: 
     return prims, externals.pop()
 
 
-def _op_term(g: OnnxGraph, recs: list[NodeRecord], reg: _Region, profile: Profile) -> Term:
-    prims, ext = _primitives(recs, reg, profile, g.source)
-    shape = g.shapes[ext]
+def _op_term(g: OnnxGraph, recs: list[NodeRecord], reg: Region, profile: Profile) -> None:
+    prims, reg.ext = _primitives(recs, reg, profile, g.source)
+    shape = g.shapes[reg.ext]
     h, w = (shape[2], shape[3]) if len(shape) == 4 else (1, 1)
     label = "+".join(recs[j].op_type for j in reg.recs)
     cost = primitives_cost(profile, label, tuple(prims), shape[1], h, w, shape[0])
-    term = op_term(cost)
+    reg.term, reg.scratch = op_term(cost), cost.scratch_bytes
     if profile.fused and all(p.kind == "relu" for p in prims):  # a lone leading BN: not aliased away
         n = _bytes(profile, shape)
-        term = _read(n) + _write(n) + Term(dram_read_bytes=sum(p.weight_elements for p in prims)
-                                          * profile.bytes_per_element) + KERNEL
-    return term
+        reg.term = _read(n) + _write(n) + Term(dram_read_bytes=sum(p.weight_elements for p in prims)
+                                              * profile.bytes_per_element) + KERNEL
 
 
 def onnx_cost(model: str | Path | onnx.ModelProto, profile: Profile | str, batch: int = 1) -> GraphCost:
@@ -227,7 +234,7 @@ def onnx_cost(model: str | Path | onnx.ModelProto, profile: Profile | str, batch
     regions, region_of = _regions(recs, cons, profile.fused)
     for reg in regions:
         if reg.kind == "op":
-            reg.term = _op_term(g, recs, reg, profile)
+            _op_term(g, recs, reg, profile)
     joins: dict[str, int] = {}
     for r in recs:
         if r.kind == "join":
@@ -246,26 +253,38 @@ def onnx_cost(model: str | Path | onnx.ModelProto, profile: Profile | str, batch
                 if p is not None and cons.get(t) == [j] and regions[region_of[p]].kind == "op":
                     src = regions[region_of[p]]
                     src.term = src.term - _write(_bytes(profile, g.shapes[t])) - KERNEL  # summed on chip
+                    src.into = reg.out
                 else:
                     term = term + _read(_bytes(profile, g.shapes[t]))
+                    reg.leaves.append(t)
             term = term + _write(out_bytes) + KERNEL
         elif reg.kind == "join" and profile.fused:
             for _j, t in leaves:
                 if t not in b.producer or joins.get(t, 0) > 1:
                     n = _bytes(profile, g.shapes[t])
                     term = term + _read(n) + _write(n)
+                    reg.copies.append(t)
+                else:
+                    reg.leaves.append(t)
             term = term + (KERNEL if term.dram_bytes else Term())
         else:  # unfused add / concat, copies: read every input, write the output, one kernel
             for _j, t in leaves:
                 term = term + _read(_bytes(profile, g.shapes[t]))
+                reg.leaves.append(t)
             term = term + _write(out_bytes) + KERNEL
         reg.term = term
+    order = sorted(regions, key=lambda reg: reg.recs[0])  # execution order
+    split = {id(reg): (reg.term, 0, 0) for reg in order}
+    if profile.resident:  # tensors between the kernels stay on chip while they fit (cost_models.residency)
+        split = resident_terms(profile, order, lambda t: _bytes(profile, g.shapes[t]), g.inputs, outputs)
     rows = []
-    for reg in sorted(regions, key=lambda reg: reg.recs[0]):  # execution order
+    for reg in order:
         first = recs[reg.recs[0]]
+        term, onchip, spilled = split[id(reg)]
         rows.append({"node": first.name, "ops": "+".join(recs[j].op_type for j in reg.recs), "kind": reg.kind,
-                     "output": list(g.shapes.get(reg.out, ())), **reg.term.to_dict(profile)})
-    total = sum((reg.term for reg in regions), Term())
+                     "output": list(g.shapes.get(reg.out, ())), **term.to_dict(profile), "onchip_bytes": onchip,
+                     "spilled_bytes": spilled})
+    total = sum((split[id(reg)][0] for reg in regions), Term())
     result = GraphCost(profile.name, batch, total.dram_read_bytes, total.dram_write_bytes, total.dram_bytes,
                        total.compulsory_bytes, total.dram_latencies,
                        float(sum(r["dram_time_us"] for r in rows)), float(sum(r["dram_energy_uj"] for r in rows)),

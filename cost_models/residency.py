@@ -11,11 +11,13 @@ This module decides what happens to the tensors *between* kernels, under one of 
   chip for the kernels that read it while the live set fits the buffer. At each kernel the live set is
   the tensors still to be read (those on chip) plus what the running kernel needs: its output and its
   ``scratch_bytes`` (weights, kept intermediates: ``OpCost.scratch_bytes``). While that exceeds the
-  buffer, the tensor whose next read is farthest away spills (Belady's rule; the kernel's own inputs
-  never do): it is written to DRAM once and every later reader reads it from there (a spilled tensor
-  is not brought back on chip). The network input starts in DRAM and is read from there; the network
-  output is written to DRAM; weights are read from DRAM by their kernel (once per inference, in
-  ``Kernel.internal``). Where everything fits, a network pays exactly input + weights + output.
+  buffer, the tensor whose next read is farthest away spills (Belady's rule), others before the
+  kernel's own inputs (an input spilled then is written and read back: the round trip it would have
+  paid anyway): it is written to DRAM once and read back by its next reader, which keeps it on chip
+  again for the readers after it when it fits (a clean copy: dropping it later costs nothing). The
+  network input starts in DRAM; the network output is written to DRAM; weights are read from DRAM by
+  their kernel (once per inference, in ``Kernel.internal``). Where everything fits, a network pays
+  exactly input + weights + output.
 
 Both rules pay the DRAM access latency once per kernel (DESIGN.md: "Latency is paid per kernel"), plus
 the kernel's own further waits (``internal.dram_latencies``: tile waves, split kernels), so a network's
@@ -98,11 +100,16 @@ def schedule(kernels: Sequence[Kernel], sizes: Mapping[str, int], buffer_bytes: 
                 victims = [t for t in on_chip if (t in k.reads) == pinned]
                 if not victims:
                     break
-                victim = max(victims, key=lambda t: (next_read(t, j), sizes[t]))
-                term += Term(dram_write_bytes=on_chip.pop(victim))
-                in_dram.add(victim)
-                evicted.append(victim)
-        from_dram = tuple(t not in on_chip for t in k.reads)
+                # farthest next read first; among equals a tensor DRAM already holds (dropped for free)
+                victim = max(victims, key=lambda t: (next_read(t, j), t in in_dram, sizes[t]))
+                n = on_chip.pop(victim)
+                if victim not in in_dram:  # written once; a copy DRAM already holds is simply dropped
+                    term += Term(dram_write_bytes=n)
+                    in_dram.add(victim)
+                    evicted.append(victim)
+        # a tensor the kernel reads twice (a residual add beside the branch reading the same input) comes
+        # from DRAM at most once
+        from_dram = tuple(t not in on_chip and t not in k.reads[:i] for i, t in enumerate(k.reads))
         reads = []
         for t, d in zip(k.reads, from_dram):
             reads.append(Term(dram_read_bytes=sizes[t], compulsory_bytes=sizes[t] if t in unread_inputs else 0)
@@ -121,6 +128,10 @@ def schedule(kernels: Sequence[Kernel], sizes: Mapping[str, int], buffer_bytes: 
             elif read_later:  # stays on chip for its readers (until something evicts it)
                 on_chip[k.write] = size
                 onchip += size
+        for t, d in zip(k.reads, from_dram):  # read from DRAM and read again later: kept if it fits
+            if d and t not in on_chip and next_read(t, j) < float("inf") \
+                    and sum(on_chip.values()) + sizes[t] <= buffer_bytes:
+                on_chip[t] = sizes[t]
         for t in list(on_chip):  # tensors nobody reads any more leave the buffer
             if next_read(t, j) == float("inf"):
                 del on_chip[t]

@@ -49,7 +49,7 @@ _COST_SCHEMA = [("profile_name", pa.string()), ("dram_read_bytes", pa.int64()), 
                 ("dram_bytes", pa.int64()), ("compulsory_bytes", pa.int64()), ("dram_transfers", pa.int64()),
                 ("dram_latencies", pa.int64()),
                 ("onchip_intermediates", pa.int64()), ("spilled_intermediates", pa.int64()),
-                ("dram_time_us", pa.float64()), ("dram_energy_uj", pa.float64())]
+                ("dram_time_us", pa.float64()), ("dram_energy_uj", pa.float64()), ("scratch_bytes", pa.int64())]
 EXPORT_SCHEMA = pa.schema(_QUERY_SCHEMA + _COST_SCHEMA)
 
 

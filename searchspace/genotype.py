@@ -8,8 +8,9 @@ each node's inputs in order (14 per cell with 4 intermediate nodes).
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 
 def cell_edges(nodes: int = 4) -> tuple[tuple[int, int], ...]:
@@ -58,3 +59,18 @@ class Genotype:
 
     def skip_counts(self) -> tuple[int, ...]:
         return tuple(c.skip_count() for c in self.cells)
+
+
+def random_genotype(reductions: Sequence[bool], nodes: int, rng: random.Random, candidates: Sequence[str],
+                    op_probs: Sequence[float] | None = None) -> Genotype:
+    """A DARTS-style random genotype: per node two distinct inputs drawn uniformly, each edge's operator
+    uniform over ``candidates`` or drawn with ``op_probs``. One cell per entry of ``reductions``."""
+    cells = []
+    for red in reductions:
+        edges = []
+        for dst in range(2, nodes + 2):
+            for src in sorted(rng.sample(range(dst), 2)):
+                op = rng.choices(candidates, weights=op_probs)[0] if op_probs is not None else rng.choice(candidates)
+                edges.append((op, src, dst))
+        cells.append(CellGenotype(red, tuple(edges)))
+    return Genotype(tuple(cells))

@@ -156,6 +156,15 @@ def test_rows_one_per_kernel_group_summing_to_the_total(capsys, tmp_path):
     assert all(r["dram_bytes"] > 0 for r in rows if r["role"] in ("node_sum", "cell_concat"))  # eager add / cat
 
 
+def test_rows_show_bytes_kept_on_chip_and_spilled(capsys, tmp_path):
+    """Issue 22: per kernel, the bytes that stayed on chip and the bytes spilled (mobile-npu, batch 8 at
+    20 x 36: the cell tensors no longer all fit in its 1 MiB scratchpad)."""
+    rc, d, _ = _run(capsys, "--genotype", _write(tmp_path, "g.json", _genotype()), "--profile", "mobile-npu",
+                    "--rows", "--set", "deploy_layers=20", "deploy_channels=36", "cost_batch=8")
+    assert rc == 0 and all({"onchip_bytes", "spilled_bytes"} <= set(r) for r in d["rows"])
+    assert sum(r["onchip_bytes"] for r in d["rows"]) > 0 and sum(r["spilled_bytes"] for r in d["rows"]) > 0
+
+
 @pytest.mark.parametrize("content, argv, word", [
     (None, [], "no such file"),
     ("{not json", [], "not JSON"),

@@ -16,6 +16,8 @@ from searchspace.genotype import CellGenotype, Genotype, cell_edges
 from searchspace.layout import plan_cells
 from searchspace.ops import CANDIDATES, OPS
 
+from cost_helpers import profile_variant
+
 PROFILES = ("mobile-npu", "edge-gpu", "h100", "eyeriss", "h100-eager")
 FUSED = tuple(p for p in PROFILES if load_profile(p).fused)
 
@@ -230,8 +232,9 @@ def test_network_cost_sums_its_rows_with_one_batched_query():
     assert wider.dram_bytes > net.dram_bytes
 
 
-def test_edge_cost_table_shape_order_and_single_query():
-    config = SearchConfig(layers=3, channels=4, profile="mobile-npu")
+def test_edge_cost_table_shape_order_and_single_query(tmp_path):
+    npu = profile_variant(tmp_path, "mobile-npu", "npu-round-trip", between_kernels="round-trip")
+    config = SearchConfig(layers=3, channels=4, profile=npu)
     calls = []
     table = edge_cost_table(config, lambda qs: calls.append(len(qs)) or local_query_fn(qs))
     assert len(calls) == 1 and table.candidates == CANDIDATES
@@ -244,12 +247,16 @@ def test_edge_cost_table_shape_order_and_single_query():
     from_inputs = np.array([src < 2 for src, _dst in cell_edges(4)])  # reduction cell: factorized reduce there
     assert table.time_us[1, from_inputs, skip].min() > table.time_us[1, ~from_inputs, skip].max()
     # fused: an operator's share is its cost less its output write (the node's) and its kernel's latency
-    q = CostQuery("mobile-npu", "sep_conv_5x5", 8, 8, 32, 32, 2, 1)  # cell 1 is a reduction: c=8, 32x32, stride 2
+    q = CostQuery(npu, "sep_conv_5x5", 8, 8, 32, 32, 2, 1)  # cell 1 is a reduction: c=8, 32x32, stride 2
     op = local_query_fn([q])[0]
     k = (1, 0, CANDIDATES.index("sep_conv_5x5"))
     assert table.dram_bytes[k] == op.dram_bytes - 8 * 16 * 16
     assert table.time_us[k] == pytest.approx(op.dram_time_us - 8 * 16 * 16 / 51200 - 0.1)
     assert table.fixed_dram_bytes > 0 and table.fixed_time_us > 0 and table.fixed_energy_uj > 0
+    # resident (mobile-npu as shipped): everything fits, so the same entry is the operator's weights only
+    resident = edge_cost_table(config.replace(profile="mobile-npu"))
+    assert resident.dram_bytes[k] == op.compulsory_bytes - 8 * 32 * 32 - 8 * 16 * 16
+    assert np.all(resident.dram_bytes[0, :, skip] == 0)
 
 
 def _relative(config: SearchConfig) -> dict[str, float]:
@@ -259,16 +266,21 @@ def _relative(config: SearchConfig) -> dict[str, float]:
 
 
 def test_the_ranking_follows_the_deployed_geometry():
-    """At the fashion proxy (C=6, 3 cells, 32x32) every tensor fits on chip and every candidate costs about
-    a sep_conv; on the network the user ships (C=36, 20 cells) weights and spills separate them, and the
-    loss's table says so (issue 16)."""
+    """Round-trip (eyeriss): at the fashion proxy (C=6, 3 cells, 32x32) every candidate pays about a
+    sep_conv's round trip; on the network the user ships (C=36, 20 cells) weights and spills separate them,
+    and the loss's table says so (issue 16). Resident (mobile-npu): where tensors stay on chip an operator
+    pays its weights only, so pools cost nothing and the convolutions their weights, at any geometry
+    that fits; at batch 32 the activations spill and the ranking is the round trip's again (issue 22)."""
     from searchspace.config import preset
 
-    fashion = preset("fashion")
+    fashion = {**preset("fashion"), "deploy_layers": 0, "deploy_channels": 0}  # the proxy itself
     deployed = dict(deploy_layers=20, deploy_channels=36, deploy_image_size=32)
-    for profile in ("eyeriss", "mobile-npu"):
-        proxy = _relative(SearchConfig.from_dict({**fashion, "profile": profile}))
-        assert all(0.85 <= proxy[op] <= 1.1 for op in CANDIDATES)
+    proxy = _relative(SearchConfig.from_dict({**fashion, "profile": "eyeriss"}))
+    assert all(0.85 <= proxy[op] <= 1.1 for op in CANDIDATES)
+    for geometry in ({}, deployed):
+        npu = _relative(SearchConfig.from_dict({**fashion, "profile": "mobile-npu", **geometry}))
+        assert npu["max_pool_3x3"] == npu["avg_pool_3x3"] == 0 and npu["skip_connect"] < 0.2
+        assert npu["dil_conv_3x3"] < npu["dil_conv_5x5"] < 1 < npu["sep_conv_5x5"]
     eyeriss = _relative(SearchConfig.from_dict({**fashion, "profile": "eyeriss", **deployed}))
     assert eyeriss["max_pool_3x3"] < 0.5 and eyeriss["dil_conv_3x3"] < 0.6 < eyeriss["sep_conv_5x5"]
     npu32 = _relative(SearchConfig.from_dict({**fashion, "profile": "mobile-npu", "cost_batch": 32, **deployed}))

@@ -125,3 +125,34 @@ def test_cli_bad_input(tmp_path, capsys, exported):
     assert hwnas(["cost", "--onnx", str(exported), "--profile", "edge-gpu", "--batch", "3", "--rows"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["batch"] == 3 and out["kernel_groups"] == len(out["rows"]) and out["macs"] > 0
+
+
+class _Block(nn.Module):
+    """Issue 22's block: 1x1 conv, depthwise 3x3, 1x1 conv, 3x3 max pool, and the residual add."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.c, self.p = nn.Conv2d(c, c, 1), nn.MaxPool2d(3, 1, 1)
+
+    def forward(self, x):
+        return x + self.p(self.c(self.b(self.a(x))))
+
+
+def test_resident_three_block_cnn_moves_input_weights_and_output_once(tmp_path):
+    """1 x 36 x 32 x 32 int8 on mobile-npu (1 MiB): every activation fits, so the graph pays its input, its
+    weights and its output once (Stream's whole-network fused schedule: 82,488 B); each block's add reads
+    the block's input beside its branch from chip."""
+    from cost_helpers import profile_variant
+
+    path = tmp_path / "blocks.onnx"
+    export_onnx(nn.Sequential(*(_Block(36) for _ in range(3))).eval(), torch.randn(1, 36, 32, 32), path)
+    got = onnx_cost(path, "mobile-npu", 1)
+    act = 36 * 32 * 32
+    weights = 3 * sum(-(-n // 32) * 32 for n in (36 * 36 + 36, 36 * 9 + 36, 36 * 36 + 36))  # whole 32 B bursts
+    assert got.dram_bytes == got.compulsory_bytes == 2 * act + weights
+    assert got.dram_read_bytes == act + weights and got.dram_write_bytes == act
+    assert all(r["spilled_bytes"] == 0 for r in got.rows) and sum(r["onchip_bytes"] for r in got.rows) > 0
+    rt = onnx_cost(path, profile_variant(tmp_path, "mobile-npu", "npu-rt", between_kernels="round-trip"), 1)
+    assert rt.dram_bytes > got.dram_bytes and rt.dram_latencies == got.dram_latencies
+    assert all(r["onchip_bytes"] == 0 for r in rt.rows)
