@@ -94,7 +94,13 @@ class SearchConfig:
     momentum: float = setting(0.9, "SGD momentum", ge=0)
     weight_decay: float = setting(3e-4, "SGD weight decay, weights only", ge=0)
     grad_clip: float = setting(5.0, "weight gradient norm clip, as DARTS", gt=0)
-    arch_lr: float = setting(3e-3, "Adam learning rate of the architecture parameters", gt=0)
+    arch_lr: float = setting(3e-3, "Adam learning rate of the architecture parameters (arch_travel = 0)", gt=0)
+    arch_travel: float = setting(0.0, "how far an alpha can move in a stage (nats): when > 0 each stage's Adam "
+                                 "learning rate is arch_travel / the stage's architecture steps (epochs after "
+                                 "its weight-only warm-up x batches per epoch), since Adam moves a parameter by "
+                                 "about its learning rate per step; a short CPU stage then moves as far as "
+                                 "DARTS's 50 epochs (3e-4 x 19,550 steps = 5.9). 0 = arch_lr as given",
+                                 ge=0)
     arch_weight_decay: float = setting(1e-3, "Adam weight decay on the alphas, as DARTS", ge=0)
     learned_warmup_steps: int = setting(20, "weight steps on a uniform supernet before clustering for "
                                         "groups=learned:K", ge=0)

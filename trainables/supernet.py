@@ -254,6 +254,16 @@ def weight_only_epochs(config: SearchConfig, stage: int) -> int:
     return config.warmup_epochs if stage == 1 or config.stage2_start == "warmup" else 0
 
 
+def stage_arch_lr(config: SearchConfig, stage: int, train_images: int) -> float:
+    """The stage's Adam learning rate for the alphas: ``arch_lr``, or with ``arch_travel`` > 0 that distance
+    spread over the stage's architecture steps (``max_epochs`` less its weight-only epochs, times the
+    batches of ``train_images`` per epoch)."""
+    if not config.arch_travel:
+        return config.arch_lr
+    steps = (config.max_epochs - weight_only_epochs(config, stage)) * max(1, train_images // config.batch_size)
+    return config.arch_travel / max(1, steps)
+
+
 def converged(config: SearchConfig, stage: int, progress: PhaseProgress) -> bool:
     warmup = weight_only_epochs(config, stage)
     return progress.epoch >= config.max_epochs or (progress.epoch >= warmup and progress.stable >= config.patience)
@@ -271,6 +281,9 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
     phase = f"stage{stage}"
     warmup = weight_only_epochs(config, stage)
     guard = collapse_guard(config)
+    arch_lr = stage_arch_lr(config, stage, len(data.train))
+    for group in sn.a_opt.param_groups:  # also after a resume (the optimiser's saved lr is the same)
+        group["lr"] = arch_lr
     if progress.prev_argmax is None:
         progress = replace(progress, prev_argmax=argmax(sn))
     def ends(p: PhaseProgress) -> bool:
@@ -290,7 +303,7 @@ def search_epochs(config: SearchConfig, stage: int, sn: Supernet, data: Datasets
         m = search_epoch(sn, batches(data.train, config.batch_size, gen, config.augment), arch_stream,
                          update_arch, config.grad_clip, guard.for_epoch(epoch, sn.alpha.device))
         metrics = {"phase": phase, "epoch": epoch + 1, **epoch_summary(m, phase, epoch + 1), "lr": lr,
-                   "alpha_entropy": float(alpha_entropy(sn.alpha.detach(), sn.mask))}
+                   "arch_lr": arch_lr, "alpha_entropy": float(alpha_entropy(sn.alpha.detach(), sn.mask))}
         now = argmax(sn)
         stable = (progress.stable + 1 if now == progress.prev_argmax else 0) if update_arch else progress.stable
         metrics["stable_epochs"] = stable
