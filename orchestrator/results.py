@@ -30,7 +30,10 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("lambda_time", pa.float64(), "weight of the expected DRAM time term in the search loss"),
     ("lambda_energy", pa.float64(), "weight of the expected DRAM energy term in the search loss"),
     ("status", pa.string(), "completed | failed | incomplete"),
-    ("accuracy", pa.float64(), "test accuracy of the derived target network (0..1); null unless completed"),
+    ("accuracy", pa.float64(), "test accuracy of the derived target network (0..1): the mean over its eval_seeds "
+     "training seeds; null unless completed"),
+    ("accuracy_std", pa.float64(), "sample std (ddof=1) of the test accuracy over the trial's eval_seeds training "
+     "seeds (one genotype, trained from scratch under each); null with one training seed or unless completed"),
     ("error", pa.float64(), "classification error = 1 - accuracy, the minimised objective; null unless completed"),
     ("error_message", pa.string(), "why the trial failed (exception type and message); null unless failed"),
     ("supernet_accuracy", pa.float64(), "validation accuracy of the stage-2 supernet at the end of the search"),
@@ -142,6 +145,7 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
         "status": status,
         "accuracy": accuracy,
         "error": None if accuracy is None else 1.0 - accuracy,
+        "accuracy_std": _float(rec.get("accuracy_std")) if completed else None,
         "error_message": error_message if status != COMPLETED else None,
         "supernet_accuracy": _float(rec.get("supernet_accuracy")),
         "dram_time_us": _float(rec.get("dram_time_us")) if completed else None,
@@ -201,7 +205,8 @@ def conform(table: pa.Table) -> pa.Table:
     for name in BUDGET_COLUMNS:  # tables written before budgets: every trial ran without one
         if name not in table.column_names:
             table = table.append_column(name, pa.array([0.0] * table.num_rows, pa.float64()))
-    for name, typ in (("budget_penalty", pa.string()), ("budget_weight", pa.float64())):
+    for name, typ in (("budget_penalty", pa.string()), ("budget_weight", pa.float64()),
+                      ("accuracy_std", pa.float64())):  # accuracy_std: before eval_seeds, one training seed
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, typ))
     missing = [name for name in SCHEMA.names if name not in table.column_names]

@@ -163,3 +163,19 @@ def test_deployed_geometry_columns():
     assert back.schema.equals(SCHEMA) and back.column("deploy_layers").null_count == 4
     assert back.column("dram_time_us").equals(table.column("dram_time_us"))
     assert pa.compute.all(pa.compute.equal(back.column("trial_id"), table.column("trial_id"))).as_py()
+
+
+def test_accuracy_std_column_from_the_record():
+    """accuracy is the training seeds' mean and accuracy_std their spread, from the trial's final record through
+    Tune's flattened report; null with one seed, for a failed trial, and in tables written before the column."""
+    from orchestrator.results import conform, rows_to_table
+
+    two = {**record(0.8, 1.0, 2.0), "accuracy": 0.8, "accuracy_std": 0.02, "eval_accuracies": [0.786, 0.814]}
+    one = {**record(0.7, 1.0, 2.0), "accuracy_std": None, "eval_accuracies": [0.7]}
+    rows = result_rows("e", [tune_result("a", two), tune_result("b", one),
+                             tune_result("c", None, error=RuntimeError("boom"))])
+    table = rows_to_table(rows)
+    got = {r["trial_id"]: (r["accuracy"], r["accuracy_std"], r["error"]) for r in table.to_pylist()}
+    assert got["a"] == (0.8, 0.02, pytest.approx(0.2)) and got["b"][1] is None and got["c"] == (None, None, None)
+    back = conform(table.drop_columns(["accuracy_std"]))
+    assert back.schema.equals(SCHEMA) and back.column("accuracy_std").null_count == 3
