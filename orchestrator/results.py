@@ -122,6 +122,49 @@ def _deployed(record: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str,
     return dict.fromkeys(DEPLOY_COLUMNS)
 
 
+def network_label(layers: int | None, channels: int | None, image_size: int | None, batch: int | None,
+                  profile: str | None) -> str:
+    """The network the dram_* figures are for, in words: "20-cell x 36-ch network, 32x32 input, batch 1, on
+    mobile-npu" (what the front's table, plot and summary lines name); an unknown geometry (tables from
+    before the deploy_* columns) or profile is said so."""
+    if None in (layers, channels, image_size):
+        net = "network of unknown geometry"
+    else:
+        net = f"{layers}-cell x {channels}-ch network, {image_size}x{image_size} input"
+    return f"{net}, batch {'?' if batch is None else batch}, on {profile or 'an unknown profile'}"
+
+
+def _config_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    config = row.get("config")
+    try:
+        config = json.loads(config) if isinstance(config, str) else config
+    except ValueError:
+        return {}
+    return config if isinstance(config, Mapping) else {}
+
+
+def row_network_label(row: Mapping[str, Any]) -> str:
+    """``network_label`` of a trials.parquet row (its deploy_* columns, profile and its config's cost_batch),
+    or of any row with those columns and a ``cost_batch`` of its own (``hwnas pareto --recost``'s)."""
+    # the key's default: configs from before it cost batch 1
+    batch = row["cost_batch"] if row.get("cost_batch") is not None else _config_of(row).get("cost_batch", 1)
+    return network_label(row.get("deploy_layers"), row.get("deploy_channels"), row.get("deploy_image_size"),
+                         _int(batch), row.get("profile"))
+
+
+def config_network_label(config: Mapping[str, Any]) -> str:
+    """``network_label`` of a trial's search config (dict): its deployed geometry resolved (0 = eval = search)."""
+    geo = _deployed({}, config)
+    return network_label(geo["deploy_layers"], geo["deploy_channels"], geo["deploy_image_size"],
+                         _int(config.get("cost_batch", 1)), config.get("profile"))
+
+
+def front_network_label(rows: Iterable[Mapping[str, Any]]) -> str:
+    """What the rows' dram_* figures are for: one network's label, or each distinct one joined by "; "."""
+    labels = list(dict.fromkeys(row_network_label(r) for r in rows))
+    return "; ".join(labels) if labels else "no trials"
+
+
 def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: Mapping[str, Any] | None = None,
              status: str | None = None, error_message: str | None = None) -> dict[str, Any]:
     """One trial as a row. ``config`` is the trial's search config (dict), ``record`` its final record."""
