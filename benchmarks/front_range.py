@@ -285,7 +285,8 @@ def report(data: Mapping[str, Any]) -> str:
                  + ", ".join(f"seed {s}: {'-' if g['accuracy_given_up'] is None else format(100 * g['accuracy_given_up'], '.2f') + ' pt'}"
                              for s, g in ranges.items()))
     walls = {r["search_seed"]: r for r in grid}
-    lines.append(f"  main job <= {MAIN_JOB_BUDGET_S // 60} min on 2 CPU cores: "
+    lines.append(f"  hwnas search --preset {data['preset']} (the main job when fashion) <= {MAIN_JOB_BUDGET_S // 60} min "
+                 f"on 2 CPU cores: "
                  f"{_met(all(r['wall_s'] <= MAIN_JOB_BUDGET_S for r in walls.values()))} ("
                  + ", ".join(f"seed {s}: {r['wall_s']:.0f} s at load {r['loadavg_before'][0]:.2f}, {r['cpus']} CPUs"
                              for s, r in walls.items()) + ")")
@@ -327,6 +328,8 @@ def main() -> int:
         print(report(json.loads(Path(args.from_json).read_text())))
         return 0
     storage = args.storage or tempfile.mkdtemp(prefix="hwnas-front-range-")
+    logs = Path(tempfile.mkdtemp(prefix="hwnas-front-range-logs-") if storage.startswith("s3://") else storage)
+    logs.mkdir(parents=True, exist_ok=True)  # each run's console output: <logs>/<name>.log
     data: dict[str, Any] = {"preset": args.preset, "search_seeds": args.search_seeds, "sets": args.sets,
                             "storage": storage, "runs": []}
     kinds = ["grid"] + (["adaptive"] if args.adaptive or args.scan == "adaptive" else [])
@@ -336,7 +339,7 @@ def main() -> int:
             cmd = search_command(args.preset, seed, name, storage, args.sets, kind == "adaptive", args.loopback)
             log.info("run %s seed %d: %s", kind, seed, " ".join(cmd))
             run = {"kind": kind, "search_seed": seed, "name": name, "uri": f"{storage}/{name}", "command": cmd,
-                   **run_one(cmd, Path(storage) / f"{name}.log")}
+                   **run_one(cmd, logs / f"{name}.log")}
             log.info("run %s seed %d: exit %d after %.0f s (log %s)", kind, seed, run["rc"], run["wall_s"], run["log"])
             try:
                 run.update(collect(run["uri"]))
