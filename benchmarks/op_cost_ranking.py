@@ -24,7 +24,7 @@ from searchspace.config import SearchConfig, preset  # noqa: E402
 from searchspace.ops import CANDIDATES  # noqa: E402
 
 GEOMETRIES = (
-    ("search", {}),
+    ("search", dict(deploy_layers=0, deploy_channels=0, deploy_image_size=0)),  # the proxy (presets deploy 20 x 36)
     ("C=36, 20 cells, 32x32, batch 1", dict(deploy_layers=20, deploy_channels=36, deploy_image_size=32)),
     ("C=36, 20 cells, 32x32, batch 32", dict(deploy_layers=20, deploy_channels=36, deploy_image_size=32,
                                              cost_batch=32)),

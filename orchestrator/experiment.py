@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from .experiment_config import ExperimentConfig
 from .experiment_record import prepare_folder, read_record, write_record
-from .results import COMPLETED, FAILED, INCOMPLETE
+from .results import COMPLETED, FAILED, INCOMPLETE, front_network_label
 from .storage import Storage, one_line
 from .trial_rows import (PARETO_FILE, TRIALS_FILE, error_text, result_rows, results_tables,  # noqa: F401 (re-exported)
                          write_results, write_tables)
@@ -61,11 +61,13 @@ class ExperimentSummary:
         where = self.local_copy or self.uri
         lines = [f"experiment {self.name}: {self.trials.num_rows} trials ({c.get(COMPLETED, 0)} completed, "
                  f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete) in {self.seconds:.0f}s",
-                 f"  trials: {where}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {where}/{PARETO_FILE}"]
+                 f"  trials: {where}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {where}/{PARETO_FILE}"
+                 f" (DRAM costs of the {front_network_label(self.front.to_pylist())})"]
         for r in self.front.to_pylist():
             budgets = "".join(f" {k}={r[k]:g}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if r.get(k))
+            std = "" if r.get("accuracy_std") is None else f" ± {r['accuracy_std']:.4f}"
             lines.append(f"    {r['trial_id']}: seed={r['seed']} lambda_time={r['lambda_time']:g} "
-                         f"lambda_energy={r['lambda_energy']:g}{budgets} accuracy={r['accuracy']:.4f} "
+                         f"lambda_energy={r['lambda_energy']:g}{budgets} accuracy={r['accuracy']:.4f}{std} "
                          f"dram_time_us={r['dram_time_us']:.4g} dram_energy_uj={r['dram_energy_uj']:.4g}")
         if self.scan is not None:
             from .scan_metrics import describe_round

@@ -14,6 +14,8 @@ from searchspace.files import atomic_write, atomic_write_text
 
 from .compare import compare_rows, render_compare, unique_labels
 from .plot import plot_compare, plot_front
+from .recost import RECOST_KEYS
+from .results import front_network_label
 from .tables import load_experiment, load_front, load_scan
 
 # the columns the table format shows (csv and json carry every column)
@@ -38,7 +40,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  hwnas pareto hwnas-results/fashion --plot front.png\n"
                "  hwnas pareto s3://bucket/runs/fashion --format csv --out front.csv\n"
-               "  hwnas pareto hwnas-results/grid --compare hwnas-results/adaptive --plot compare.png")
+               "  hwnas pareto hwnas-results/grid --compare hwnas-results/adaptive --plot compare.png\n"
+               "  hwnas pareto hwnas-results/fashion --recost all\n"
+               "  hwnas pareto hwnas-results/fashion --recost eyeriss,h100 --set cost_batch=16 --format csv")
     p.add_argument("uri", metavar="URI", help="the experiment folder, <storage>/<name>: a path or s3://bucket/prefix/name")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table: aligned text with the main columns (default); csv / json: every column")
@@ -50,6 +54,14 @@ def register(subparsers) -> None:
     p.add_argument("--compare", metavar="URI2", nargs="+", action="extend", default=[],
                    help="also read these experiments: print one table of every experiment's trials, front sizes, "
                         "hypervolumes and largest gap, and with --plot draw all fronts on one plot")
+    p.add_argument("--recost", metavar="PROFILE[,PROFILE...]|all",
+                   help="re-cost every front point (its genotype, its config's deployed network and cost_batch) on "
+                        "these processor profiles without searching again ('all': every built-in profile): one "
+                        "table per profile and the Spearman rank correlation of the points' DRAM energy between "
+                        "every pair of profiles")
+    p.add_argument("--set", dest="sets", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                   help="with --recost: cost another deployed network or batch than the trials', e.g. --set "
+                        f"deploy_layers=20 deploy_channels=36 cost_batch=16 (keys: {', '.join(RECOST_KEYS)})")
     p.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
     p.set_defaults(func=main)
@@ -66,18 +78,37 @@ def render(front: pa.Table, fmt: str) -> str:
         w.writerows(rows)
         return buf.getvalue()
     columns = table_columns(rows)
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[accuracy_cell(r) if c == "accuracy" else _cell(r.get(c)) for c in columns] for r in rows]
+    return f"{table_title(rows)}\n{aligned(columns, cells)}"
+
+
+def table_title(rows: list[dict]) -> str:
+    """The line above the front's table: which network the dram_* columns are for, what accuracy is."""
+    return (f"DRAM costs of the {front_network_label(rows)}; accuracy: mean ± sample std over the trial's "
+            f"training seeds (eval_seeds)")
+
+
+def aligned(columns, cells: list[list[str]]) -> str:
+    """Right-aligned columns under their names, two spaces apart."""
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines) + "\n"
 
 
+def accuracy_cell(row: dict) -> str:
+    """``0.7730 ± 0.0010``: the mean over training seeds ± their sample std; the mean alone with one seed."""
+    acc, std = row.get("accuracy"), row.get("accuracy_std")
+    if acc is None:
+        return "-"
+    return f"{acc:.4f}" if std is None else f"{acc:.4f} ± {std:.4f}"
+
+
 def _cell(v) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 10 else f"{v:.4g}"
+        return f"{v:.4f}" if abs(v) < 10 else (f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}")
     return str(v)
 
 
@@ -111,6 +142,10 @@ def write_out(path: str, table: pa.Table, render_fn) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.out:
         out_format(args.out)  # a bad suffix fails before anything is read
+    if getattr(args, "recost", None):
+        return recost_main(args)
+    if getattr(args, "sets", None):
+        raise ValueError("--set overrides the deployed network of a re-cost: use it with --recost")
     if getattr(args, "compare", None):
         return compare_main(args)
     trials, front = load_front(args.uri, args.endpoint_url)
@@ -152,4 +187,59 @@ def compare_main(args: argparse.Namespace) -> int:
     print("hypervolume: front in (error, dram_time_us / T0, dram_energy_uj / E0), reference point (1, 1.1, 1.1), "
           "T0/E0 = the experiment's mean accuracy-only (lambda = 0) DRAM cost; largest gap: min-max normalised "
           "over all compared trials", file=sys.stderr)
+    return 0
+
+
+def render_recost(table: pa.Table, pairs: list[dict], fmt: str) -> str:
+    """--recost output: json {"profiles", "points", "spearman"}; csv the points (one row per profile and
+    point); table one aligned table per profile under the network it costs, then the correlations."""
+    rows = table.to_pylist()
+    if fmt == "json":
+        profiles = list(dict.fromkeys(r["profile"] for r in rows))
+        return json.dumps({"profiles": profiles, "points": rows, "spearman": pairs}, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=table.column_names, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue()
+    columns = ("trial_id", "accuracy", "dram_time_us", "dram_energy_uj", "dram_bytes", "rank")
+    blocks = []
+    for profile in dict.fromkeys(r["profile"] for r in rows):
+        block = [r for r in rows if r["profile"] == profile]
+        cells = [[accuracy_cell(r) if c == "accuracy" else _cell(r[c]) for c in columns] for r in block]
+        blocks.append(f"profile {profile}: DRAM costs of the {front_network_label(block)}\n{aligned(columns, cells)}")
+    return "\n".join(blocks) + "\n" + render_correlations(pairs)
+
+
+def render_correlations(pairs: list[dict]) -> str:
+    """The Spearman lines: would the front's order by DRAM energy hold on the other profile?"""
+    if not pairs:
+        return "Spearman rank correlation of DRAM energy: needs two or more profiles\n"
+    cells = [[p["profile_a"], p["profile_b"], "-" if p["spearman_energy"] is None else f"{p['spearman_energy']:+.3f}",
+              str(p["points"])] for p in pairs]
+    return ("Spearman rank correlation of the front points' DRAM energy between profiles (+1: the same order "
+            "from cheapest to dearest, the front's trade-offs hold there; -: fewer than 2 points or all equal)\n"
+            + aligned(("profile_a", "profile_b", "spearman_energy", "points"), cells))
+
+
+def recost_main(args: argparse.Namespace) -> int:
+    """--recost: every front point on every named profile (``orchestrator/recost.py``)."""
+    from .recost import rank_correlations, recost, recost_overrides, recost_profiles
+
+    if getattr(args, "compare", None) or args.plot:
+        raise ValueError("--recost re-costs one experiment's front and prints it: without --compare and --plot")
+    profiles = recost_profiles(args.recost)  # an unknown profile fails before anything is read
+    overrides = recost_overrides(args.sets)
+    _, front = load_front(args.uri, args.endpoint_url)
+    if front.num_rows == 0:
+        raise ValueError(f"{args.uri}: the front is empty (no completed trial): nothing to re-cost")
+    table = recost(front, profiles, overrides)
+    pairs = rank_correlations(table)
+    sys.stdout.write(render_recost(table, pairs, args.format))
+    if args.format == "csv":  # the csv holds the points; the correlations go beside it
+        sys.stderr.write(render_correlations(pairs))
+    if args.out:
+        write_out(args.out, table, lambda fmt: render_recost(table, pairs, fmt))
+    print(f"re-costed {front.num_rows} front points on {len(profiles)} profiles", file=sys.stderr)
     return 0

@@ -9,11 +9,23 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from .compare import compare_rows
+from .results import front_network_label
 from .tables import Experiment
+
+ACCURACY_AXIS = "test accuracy (mean ± std over training seeds)"
+
+
+def axis_labels(rows: list[dict]) -> tuple[str, str]:
+    """The x labels of the time and energy panels, naming the network the costs are for: "DRAM energy (uJ) of
+    the 20-cell x 36-ch network, 32x32 input, batch 1, on mobile-npu"."""
+    net = front_network_label(rows)
+    return f"DRAM time (us) of the {net}", f"DRAM energy (uJ) of the {net}"
 
 
 def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Table | None = None) -> Path:
-    """``scan`` (scan.parquet, optional) adds a third panel: the front's hypervolume per scan round."""
+    """Accuracy against the deployed network's DRAM time and energy, every completed trial with its
+    training-seed error bar (``accuracy_std``), the front highlighted. ``scan`` (scan.parquet, optional)
+    adds a third panel: the front's hypervolume per scan round."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,32 +35,40 @@ def plot_front(trials: pa.Table, out: str | Path, title: str = "", scan: pa.Tabl
     done = [r for r in rows if r["status"] == "completed" and r["accuracy"] is not None]
     front = [r for r in done if r["is_pareto"]]
     failed = len(rows) - len(done)
-    fig, axes = plt.subplots(1, 3 if scan is not None else 2, figsize=(16 if scan is not None else 11, 4.5),
+    fig, axes = plt.subplots(1, 3 if scan is not None else 2, figsize=(16 if scan is not None else 11, 4.8),
                              constrained_layout=True)
     if scan is not None:
         plot_hypervolume(axes[2], scan)
-    for ax, key, label in ((axes[0], "dram_time_us", "DRAM time per inference (us)"),
-                           (axes[1], "dram_energy_uj", "DRAM energy per inference (uJ)")):
-        ax.scatter([r[key] for r in done], [r["accuracy"] for r in done], s=28, c="0.6", label="trials", zorder=2)
-        pts = sorted((r[key], r["accuracy"], r) for r in front)
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=70, facecolors="none", edgecolors="tab:red",
-                   linewidths=2, label="Pareto front (error, time, energy)", zorder=3)
+    time_label, energy_label = axis_labels(done or rows)
+    for ax, key, label in ((axes[0], "dram_time_us", time_label), (axes[1], "dram_energy_uj", energy_label)):
+        ax.errorbar([r[key] for r in done], [r["accuracy"] for r in done], yerr=[accuracy_err(r) for r in done],
+                    fmt="o", ms=5, color="0.6", ecolor="0.6", elinewidth=1, capsize=2, label="trials", zorder=2)
+        pts = sorted(((r[key], r["accuracy"], r) for r in front), key=lambda p: (p[0], p[1]))
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[accuracy_err(p[2]) for p in pts], fmt="o",
+                    ms=9, mfc="none", mec="tab:red", mew=2, ecolor="tab:red", elinewidth=1.5, capsize=3,
+                    label="Pareto front (error, time, energy)", zorder=3)
         for x, y, r in pts:
             ax.annotate(point_label(r), (x, y), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
         ax.margins(0.08)
-        ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy")
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel(ACCURACY_AXIS)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8, framealpha=0.6)
     fig.suptitle((title + ": " if title else "") + f"{len(done)} completed trials, {len(front)} on the front"
                  + (f", {failed} failed" if failed else "")
-                 + (f", hypervolume {scan.column('hypervolume')[-1].as_py():.4f}" if scan is not None and scan.num_rows else ""))
+                 + (f", hypervolume {scan.column('hypervolume')[-1].as_py():.4f}" if scan is not None and scan.num_rows else "")
+                 + f"\nDRAM costs of the {front_network_label(done or rows)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def accuracy_err(row: dict) -> float:
+    """A point's error bar: its training-seed sample std (0 with one seed, nothing to draw)."""
+    return row.get("accuracy_std") or 0.0
 
 
 def point_label(row: dict) -> str:
@@ -99,9 +119,10 @@ def plot_compare(exps: Sequence[Experiment], out: str | Path) -> Path:
                     label=f"{e.label} ({row['scan']}): front {row['front']}/{row['trials']}, HV {row['hypervolume']:.4f}")
         if e.scan is not None and e.scan.num_rows:
             plot_hypervolume(axes[2], e.scan, e.label, c)
-    for ax, label in ((axes[0], "DRAM time per inference (us)"), (axes[1], "DRAM energy per inference (uJ)")):
-        ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy")
+    every = [r for e in exps for r in e.trials.to_pylist() if r["status"] == "completed"]
+    for ax, label in zip(axes[:2], axis_labels(every)):
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel(ACCURACY_AXIS)
         ax.margins(0.08)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=7, framealpha=0.6)

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 from ray import tune
 
+from .results import config_network_label
+
 log = logging.getLogger("hwnas.search")
 
 RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")  # quiet unless verbose
@@ -44,6 +46,25 @@ def point_of(config: Mapping[str, Any]) -> str:
     budgets = "".join(f" {k}={config[k]}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if config.get(k))
     return (f"seed={config.get('seed')} lambda_time={config.get('lambda_time')} "
             f"lambda_energy={config.get('lambda_energy')}{budgets} profile={config.get('profile')}")
+
+
+def phase_of(result: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """A progress line's phase: ``eval`` says which training seed trains when there are several
+    (``eval seed 2/2``)."""
+    phase, seeds = result.get("phase"), config.get("eval_seeds", 1)
+    if phase == "eval" and result.get("eval_seed") is not None and seeds > 1:
+        return f"eval seed {result['eval_seed'] + 1}/{seeds}"
+    return str(phase)
+
+
+def done_line(result: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """A finished trial: accuracy (mean ± std over its training seeds) and the deployed network's DRAM cost,
+    naming that network."""
+    std = result.get("accuracy_std")
+    acc = f"{result.get('accuracy', float('nan')):.4f}" + (f" ± {std:.4f}" if isinstance(std, float) else "")
+    return (f"accuracy={acc} dram_time_us={result.get('dram_time_us', float('nan')):.4g} "
+            f"dram_energy_uj={result.get('dram_energy_uj', float('nan')):.4g} "
+            f"of the {config_network_label(config)}")
 
 
 def duration(seconds: float) -> str:
@@ -77,19 +98,18 @@ class ProgressCallback(tune.Callback):
         return " ".join(f"{k.lower()}={v}" for k, v in sorted(c.items()))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        log.info("[%s] started %s (%s)", trial.trial_id, point_of(trial.config), self._states(trials))
+        log.info("[%s] started %s, costs of the %s (%s)", trial.trial_id, point_of(trial.config),
+                 config_network_label(trial.config), self._states(trials))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("resumed") and trial.trial_id not in self._resumed_shown:
             self._resumed_shown.add(trial.trial_id)
             log.info("[%s] resumed from its last checkpoint", trial.trial_id)
         if result.get("phase") == "done":
-            log.info("[%s] done: accuracy=%.4f dram_time_us=%.4g dram_energy_uj=%.4g (%s)", trial.trial_id,
-                     result.get("accuracy", float("nan")), result.get("dram_time_us", float("nan")),
-                     result.get("dram_energy_uj", float("nan")), self._states(trials))
+            log.info("[%s] done: %s (%s)", trial.trial_id, done_line(result, trial.config), self._states(trials))
             return
         shown = [(label, result.get(key)) for label, key in PROGRESS_KEYS]
-        log.info("[%s] %s %s epoch %s: %s (%s)", trial.trial_id, point_of(trial.config), result.get("phase"),
+        log.info("[%s] %s %s epoch %s: %s (%s)", trial.trial_id, point_of(trial.config), phase_of(result, trial.config),
                  result.get("epoch"), " ".join(f"{k}={fmt(v)}" for k, v in shown if v is not None),
                  self._states(trials))
 

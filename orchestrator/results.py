@@ -30,7 +30,10 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("lambda_time", pa.float64(), "weight of the expected DRAM time term in the search loss"),
     ("lambda_energy", pa.float64(), "weight of the expected DRAM energy term in the search loss"),
     ("status", pa.string(), "completed | failed | incomplete"),
-    ("accuracy", pa.float64(), "test accuracy of the derived target network (0..1); null unless completed"),
+    ("accuracy", pa.float64(), "test accuracy of the derived target network (0..1): the mean over its eval_seeds "
+     "training seeds; null unless completed"),
+    ("accuracy_std", pa.float64(), "sample std (ddof=1) of the test accuracy over the trial's eval_seeds training "
+     "seeds (one genotype, trained from scratch under each); null with one training seed or unless completed"),
     ("error", pa.float64(), "classification error = 1 - accuracy, the minimised objective; null unless completed"),
     ("error_message", pa.string(), "why the trial failed (exception type and message); null unless failed"),
     ("supernet_accuracy", pa.float64(), "validation accuracy of the stage-2 supernet at the end of the search"),
@@ -119,6 +122,49 @@ def _deployed(record: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str,
     return dict.fromkeys(DEPLOY_COLUMNS)
 
 
+def network_label(layers: int | None, channels: int | None, image_size: int | None, batch: int | None,
+                  profile: str | None) -> str:
+    """The network the dram_* figures are for, in words: "20-cell x 36-ch network, 32x32 input, batch 1, on
+    mobile-npu" (what the front's table, plot and summary lines name); an unknown geometry (tables from
+    before the deploy_* columns) or profile is said so."""
+    if None in (layers, channels, image_size):
+        net = "network of unknown geometry"
+    else:
+        net = f"{layers}-cell x {channels}-ch network, {image_size}x{image_size} input"
+    return f"{net}, batch {'?' if batch is None else batch}, on {profile or 'an unknown profile'}"
+
+
+def _config_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    config = row.get("config")
+    try:
+        config = json.loads(config) if isinstance(config, str) else config
+    except ValueError:
+        return {}
+    return config if isinstance(config, Mapping) else {}
+
+
+def row_network_label(row: Mapping[str, Any]) -> str:
+    """``network_label`` of a trials.parquet row (its deploy_* columns, profile and its config's cost_batch),
+    or of any row with those columns and a ``cost_batch`` of its own (``hwnas pareto --recost``'s)."""
+    # the key's default: configs from before it cost batch 1
+    batch = row["cost_batch"] if row.get("cost_batch") is not None else _config_of(row).get("cost_batch", 1)
+    return network_label(row.get("deploy_layers"), row.get("deploy_channels"), row.get("deploy_image_size"),
+                         _int(batch), row.get("profile"))
+
+
+def config_network_label(config: Mapping[str, Any]) -> str:
+    """``network_label`` of a trial's search config (dict): its deployed geometry resolved (0 = eval = search)."""
+    geo = _deployed({}, config)
+    return network_label(geo["deploy_layers"], geo["deploy_channels"], geo["deploy_image_size"],
+                         _int(config.get("cost_batch", 1)), config.get("profile"))
+
+
+def front_network_label(rows: Iterable[Mapping[str, Any]]) -> str:
+    """What the rows' dram_* figures are for: one network's label, or each distinct one joined by "; "."""
+    labels = list(dict.fromkeys(row_network_label(r) for r in rows))
+    return "; ".join(labels) if labels else "no trials"
+
+
 def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: Mapping[str, Any] | None = None,
              status: str | None = None, error_message: str | None = None) -> dict[str, Any]:
     """One trial as a row. ``config`` is the trial's search config (dict), ``record`` its final record."""
@@ -142,6 +188,7 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
         "status": status,
         "accuracy": accuracy,
         "error": None if accuracy is None else 1.0 - accuracy,
+        "accuracy_std": _float(rec.get("accuracy_std")) if completed else None,
         "error_message": error_message if status != COMPLETED else None,
         "supernet_accuracy": _float(rec.get("supernet_accuracy")),
         "dram_time_us": _float(rec.get("dram_time_us")) if completed else None,
@@ -201,7 +248,8 @@ def conform(table: pa.Table) -> pa.Table:
     for name in BUDGET_COLUMNS:  # tables written before budgets: every trial ran without one
         if name not in table.column_names:
             table = table.append_column(name, pa.array([0.0] * table.num_rows, pa.float64()))
-    for name, typ in (("budget_penalty", pa.string()), ("budget_weight", pa.float64())):
+    for name, typ in (("budget_penalty", pa.string()), ("budget_weight", pa.float64()),
+                      ("accuracy_std", pa.float64())):  # accuracy_std: before eval_seeds, one training seed
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, typ))
     missing = [name for name in SCHEMA.names if name not in table.column_names]

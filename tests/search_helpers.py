@@ -13,11 +13,12 @@ class Killed(Exception):
     """Raised by a ``kill_at`` callback: the search stops there, as a killed trial would."""
 
 
-def kill_at(phase: str, epoch: int):
+def kill_at(phase: str, epoch: int, eval_seed: int | None = None):
     """A ``run_search`` report callback that raises ``Killed`` once ``phase``'s ``epoch`` is reported (its
-    checkpoint is already written: the next run resumes after that epoch)."""
+    checkpoint is already written: the next run resumes after that epoch); ``eval_seed``: only that training
+    seed's epoch of the eval phase."""
     def report(metrics) -> None:
-        if (metrics["phase"], metrics["epoch"]) == (phase, epoch):
+        if (metrics["phase"], metrics["epoch"]) == (phase, epoch) and eval_seed in (None, metrics.get("eval_seed")):
             raise Killed
     return report
 

@@ -125,7 +125,7 @@ def test_pareto_table_and_progress_name_budgets_when_set():
     rows = [make_row("e", f"t{b}", {"seed": 0, "profile": "p", "lambda_time": 0.0, "dram_time_budget_us": b},
                      record({"dram_time_budget_us": b}), status="completed") for b in (100.0, 200.0)]
     text = render(rows_to_table(rows), "table")
-    assert all(c in text.splitlines()[0] for c in TABLE_COLUMNS + BUDGET_TABLE_COLUMNS)
+    assert all(c in text.splitlines()[1] for c in TABLE_COLUMNS + BUDGET_TABLE_COLUMNS)  # [0]: the title
     plain = [make_row("e", "t", {"seed": 0, "profile": "p"}, record({}), status="completed")]
     assert "dram_time_budget_us" not in render(rows_to_table(plain), "table")
     assert "dram_time_budget_us=40" in point_of({"seed": 0, "lambda_time": 0, "dram_time_budget_us": 40})

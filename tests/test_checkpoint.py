@@ -33,7 +33,7 @@ def _state() -> SearchState:
         stage1=Stage1Outcome(choice, torch.rand(2, 14), 3, net.state_dict()),
         stage2=Stage2Outcome(torch.rand(2, 14, 2), 2, 0.375), genotype=genotype,
         history=({"phase": "stage1", "epoch": 1, "train_loss": 2.3},), phase_seconds={"stage1": 1.0, "stage2": 2.0},
-        wall=4.5, rng=torch.Generator().manual_seed(3).get_state())
+        wall=4.5, rng=torch.Generator().manual_seed(3).get_state(), eval_accuracies=(0.625,))
 
 
 def test_state_round_trips_through_a_weights_only_file(tmp_path):
@@ -48,7 +48,7 @@ def test_state_round_trips_through_a_weights_only_file(tmp_path):
     assert back.progress.epoch == 1 and torch.equal(back.progress.net["weight"], state.progress.net["weight"])
     assert back.progress.w_opt["state"][0]["momentum_buffer"].shape == (2, 3)
     assert back.history == state.history and back.phase_seconds == state.phase_seconds and back.wall == 4.5
-    assert torch.equal(back.rng, state.rng)
+    assert torch.equal(back.rng, state.rng) and back.eval_accuracies == (0.625,)
 
 
 def test_no_file_is_a_fresh_trial(tmp_path):

@@ -125,7 +125,7 @@ def test_front_point_recosted_at_a_deployed_size(capsys, tmp_path):
     from searchspace.config import SearchConfig, preset
     from searchspace.genotype import Genotype
 
-    config = SearchConfig.from_dict(preset("fashion"))
+    config = SearchConfig.from_dict({**preset("fashion"), "deploy_layers": 0, "deploy_channels": 0})  # the proxy
     path = _write(tmp_path, "trial.json", {"genotype": _genotype(3), "config": config.to_dict()})
     genotype = Genotype.from_dict(_genotype(3))
     rc, proxy, _ = _run(capsys, "--genotype", path, "--profile", "eyeriss")

@@ -41,6 +41,10 @@ def test_smoke_local_and_s3_same_front(ray_local, tmp_path, s3_env, s3_bucket, c
     assert "Checkpoint successfully created" not in shown
     assert re.search(r"\] started seed=0 lambda_time=", caplog.text) and "stage1 epoch 1" in caplog.text
     assert "1 of 2 trials done, ETA" in caplog.text and "2 of 2 trials done" in caplog.text
+    # the start and done lines name the network the costs are for (smoke: its own 3-cell x 4-ch network)
+    assert re.search(r"\] done: accuracy=0\.\d{4} dram_time_us=\S+ dram_energy_uj=\S+ of the 3-cell x 4-ch "
+                     r"network, 32x32 input, batch 1, on mobile-npu", caplog.text)
+    assert "costs of the 3-cell x 4-ch network" in caplog.text
     trials = pq.read_table(local / "smoke" / "trials.parquet")
     assert trials.schema.equals(SCHEMA)
     assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"completed"}

@@ -84,7 +84,8 @@ def test_pareto_command_formats_and_plot(tmp_path, capsys):
     uri = str(tmp_path / "exp")
     assert cli.main(["pareto", uri]) == 0
     out = capsys.readouterr().out
-    lines = out.strip().splitlines()
+    title, *lines = out.strip().splitlines()
+    assert title.startswith("DRAM costs of the ") and "on mobile-npu" in title  # which network dram_* are for
     assert lines[0].split()[0] == "trial_id" and [l.split()[0] for l in lines[1:]] == ["t0", "t1"]
     assert cli.main(["pareto", uri, "--format", "json", "--out", str(tmp_path / "f.json"),
                      "--plot", str(tmp_path / "f.png")]) == 0
@@ -163,3 +164,33 @@ def test_deployed_geometry_columns():
     assert back.schema.equals(SCHEMA) and back.column("deploy_layers").null_count == 4
     assert back.column("dram_time_us").equals(table.column("dram_time_us"))
     assert pa.compute.all(pa.compute.equal(back.column("trial_id"), table.column("trial_id"))).as_py()
+
+
+def test_accuracy_std_column_from_the_record():
+    """accuracy is the training seeds' mean and accuracy_std their spread, from the trial's final record through
+    Tune's flattened report; null with one seed, for a failed trial, and in tables written before the column."""
+    from orchestrator.results import conform, rows_to_table
+
+    two = {**record(0.8, 1.0, 2.0), "accuracy": 0.8, "accuracy_std": 0.02, "eval_accuracies": [0.786, 0.814]}
+    one = {**record(0.7, 1.0, 2.0), "accuracy_std": None, "eval_accuracies": [0.7]}
+    rows = result_rows("e", [tune_result("a", two), tune_result("b", one),
+                             tune_result("c", None, error=RuntimeError("boom"))])
+    table = rows_to_table(rows)
+    got = {r["trial_id"]: (r["accuracy"], r["accuracy_std"], r["error"]) for r in table.to_pylist()}
+    assert got["a"] == (0.8, 0.02, pytest.approx(0.2)) and got["b"][1] is None and got["c"] == (None, None, None)
+    back = conform(table.drop_columns(["accuracy_std"]))
+    assert back.schema.equals(SCHEMA) and back.column("accuracy_std").null_count == 3
+
+
+def test_progress_lines_name_the_eval_seed_and_the_deployed_network():
+    from orchestrator.progress import done_line, phase_of
+    from searchspace.config import SearchConfig, preset
+
+    config = SearchConfig.from_dict(preset("fashion")).to_dict()
+    assert phase_of({"phase": "eval", "eval_seed": 1}, config) == "eval seed 2/2"
+    assert phase_of({"phase": "eval", "eval_seed": 0}, {**config, "eval_seeds": 1}) == "eval"
+    assert phase_of({"phase": "stage1"}, config) == "stage1"
+    line = done_line({"accuracy": 0.77, "accuracy_std": 0.005, "dram_time_us": 250.0, "dram_energy_uj": 390.0}, config)
+    assert line == ("accuracy=0.7700 ± 0.0050 dram_time_us=250 dram_energy_uj=390 of the 20-cell x 36-ch network, "
+                    "32x32 input, batch 1, on mobile-npu")
+    assert "±" not in done_line({"accuracy": 0.77, "accuracy_std": None}, config)

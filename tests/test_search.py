@@ -134,6 +134,66 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, stop_after, 
     assert (resumed_history[0]["phase"], resumed_history[0]["epoch"]) != ("stage1", 1)  # really resumed
 
 
+EVAL_SEEDS_CFG = dict(RESUME_CFG, eval_seeds=2, test_size=200)
+
+
+@pytest.fixture(scope="module")
+def two_eval_seeds():
+    history = []
+    return run_search(tiny(**EVAL_SEEDS_CFG), report=history.append, cost_table=pools_cheap), history
+
+
+def test_eval_seeds_mean_std_and_seed_0_is_the_single_seed_protocol(two_eval_seeds):
+    import statistics
+
+    from trainables import train_target
+
+    r, history = two_eval_seeds
+    one = run_search(tiny(**dict(EVAL_SEEDS_CFG, eval_seeds=1)), cost_table=pools_cheap)
+    assert one.accuracy_std is None and one.eval_accuracies == (one.accuracy,)
+    assert len(r.eval_accuracies) == 2 and r.eval_accuracies[0] == one.accuracy  # seed 0: bit for bit
+    assert r.genotype == one.genotype and r.params == one.params
+    assert r.accuracy == statistics.fmean(r.eval_accuracies)
+    assert r.accuracy_std == pytest.approx(statistics.stdev(r.eval_accuracies), abs=0)
+    rec = json.loads(json.dumps(r.to_record()))
+    assert rec["eval_accuracies"] == list(r.eval_accuracies) and rec["accuracy_std"] == r.accuracy_std
+    # every eval epoch says which training seed it belongs to, each seed from epoch 1
+    evals = [(h["eval_seed"], h["epoch"]) for h in history if h["phase"] == "eval"]
+    assert evals == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    # seed 1 has its own init and data order, derived from (seed, 1) only: train_target reproduces it
+    assert train_target(tiny(**EVAL_SEEDS_CFG), r.genotype, device="cpu", eval_seed=1).accuracy == r.eval_accuracies[1]
+
+
+@pytest.mark.parametrize("stop_after", [("eval", 2, 0), ("eval", 1, 1)], ids=["end-of-seed-0", "seed-1-epoch-1"])
+def test_resume_during_an_eval_seed_ends_with_the_same_record(tmp_path, stop_after, two_eval_seeds):
+    full, _ = two_eval_seeds
+    ck = tmp_path / "interrupted.pt"
+    with pytest.raises(Killed):
+        run_search(tiny(**EVAL_SEEDS_CFG), report=kill_at(*stop_after), cost_table=pools_cheap, checkpoint=ck)
+    resumed_history = []
+    resumed = run_search(tiny(**EVAL_SEEDS_CFG), report=resumed_history.append, cost_table=pools_cheap, checkpoint=ck)
+    assert resumed.eval_accuracies == full.eval_accuracies and resumed.accuracy == full.accuracy
+    assert resumed.accuracy_std == full.accuracy_std and resumed.genotype == full.genotype
+    assert all(h["phase"] == "eval" for h in resumed_history)  # really resumed in the eval phase
+    remaining = {("eval", 2, 0): [(1, 1), (1, 2)], ("eval", 1, 1): [(1, 2)]}[stop_after]
+    assert [(h["eval_seed"], h["epoch"]) for h in resumed_history] == remaining
+
+
+def test_checkpoint_without_eval_seed_state_still_resumes(tmp_path, uninterrupted):
+    """A checkpoint written before eval_seeds (no eval_accuracies in the state, no key in its config)
+    resumes as the single-seed trial it was."""
+    import torch
+
+    ck = tmp_path / "old.pt"
+    with pytest.raises(Killed):
+        run_search(tiny(**RESUME_CFG), report=kill_at("eval", 1), cost_table=pools_cheap, checkpoint=ck)
+    plain = torch.load(ck, weights_only=True)
+    del plain["eval_accuracies"], plain["config"]["eval_seeds"]
+    torch.save(plain, ck)
+    resumed = run_search(tiny(**RESUME_CFG), cost_table=pools_cheap, checkpoint=ck)
+    assert resumed.accuracy == uninterrupted.accuracy and resumed.eval_accuracies == (uninterrupted.accuracy,)
+
+
 def test_checkpoint_from_another_config_is_refused(tmp_path):
     ck = tmp_path / "c.pt"
     run_search(tiny(max_epochs=1, eval_epochs=1), cost_table=pools_cheap, checkpoint=ck)

@@ -22,7 +22,7 @@ class SearchResult:
     stage1_epochs: int
     stage2_epochs: int
     supernet_accuracy: float  # supernet on the held-out val split at the end of stage 2
-    accuracy: float  # target network, trained from scratch, on the test split
+    accuracy: float  # target network, trained from scratch, on the test split: mean over the eval_seeds training seeds
     params: int  # target network parameters
     flops: int  # target network multiply-accumulates per image (the NAS literature's "FLOPs")
     skip_counts: tuple[int, ...]  # skip_connects per derived cell
@@ -32,6 +32,8 @@ class SearchResult:
     seconds: float  # wall time of the whole trial
     phase_seconds: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch metrics
+    accuracy_std: float | None = None  # sample std (ddof=1) of the training seeds' accuracies; None for one seed
+    eval_accuracies: tuple[float, ...] = ()  # test accuracy under each training seed (eval_seeds), in seed order
 
     @property
     def skip_count(self) -> int:
@@ -47,6 +49,7 @@ class SearchResult:
             "stage1_choice": self.stage1_choice, "stage2_candidates": self.stage2_candidates,
             "stage1_epochs": self.stage1_epochs, "stage2_epochs": self.stage2_epochs,
             "supernet_accuracy": self.supernet_accuracy, "accuracy": self.accuracy,
+            "accuracy_std": self.accuracy_std, "eval_accuracies": list(self.eval_accuracies),
             "params": self.params, "flops": self.flops,
             "skip_count": self.skip_count, "skip_counts": list(self.skip_counts),
             "dram_time_us": self.dram_time_us, "dram_energy_uj": self.dram_energy_uj, "dram_bytes": self.dram_bytes,

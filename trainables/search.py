@@ -13,7 +13,8 @@
      siblings started fairly (``stage2_start``: copied from the representative, or a weight-only warm-up);
   3. ``derive``: per node the two edges with the highest stage-1 group weight x stage-2 operator weight,
      per edge the strongest operator, at most ``max_skip_per_cell`` skips (``arch.derive_genotype``);
-  4. ``train_target_network``: the target network from the genotype, trained from scratch, tested.
+  4. ``train_target_network``: the target network from the genotype, trained from scratch under each of
+     ``eval_seeds`` training seeds and tested; the trial's accuracy is their mean.
 
 Every epoch writes a checkpoint (when given a path) and then calls ``report``; a run resumed from any
 checkpoint ends with the same genotype as an uninterrupted run (CPU, same seed).
@@ -21,6 +22,7 @@ checkpoint ends with the same genotype as an uninterrupted run (CPU, same seed).
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -38,7 +40,7 @@ from .result import SearchResult
 from .state import PhaseProgress, SearchState, Stage1Outcome, Stage2Outcome, load_checkpoint, save_checkpoint
 from .supernet import (argmax, build_supernet, edge_table, reference_cost, restore, search_device, search_epochs,
                        representative_of, stage1_space, stage2_space, supernet_accuracy, warm_start)
-from .target import TargetRun, build_target, final_accuracy, target_epochs, target_geometry
+from .target import TargetRun, build_target, eval_generator, final_accuracy, target_epochs, target_geometry
 
 log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
@@ -185,12 +187,34 @@ def derive(config: SearchConfig, state: SearchState) -> SearchState:
 
 
 def train_target_network(trial: Trial, state: SearchState) -> tuple[SearchState, TargetRun]:
-    """Step 5: the genotype's network trained from scratch (continuing the trial's data stream), tested."""
-    net, opt = build_target(trial.config, state.genotype, trial.device)
-    for progress, metrics in target_epochs(trial.config, net, opt, trial.data, trial.gen, state.progress):
-        state = trial.record(state, progress, metrics)
-    state = replace(state, phase_seconds={**state.phase_seconds, "eval": state.progress.seconds})
-    return state, TargetRun(final_accuracy(trial.config, net, trial.data), net)
+    """Step 5: the genotype's network trained from scratch and tested, once per training seed
+    (``eval_seeds``): seed 0 continues the trial's data stream (the single-seed protocol), seed k >= 1 has
+    its own init and data order (``target.eval_seed_streams``). Each finished seed's accuracy goes into the
+    state, so a trial killed during seed k resumes there. Returns the last seed's run (same parameters)."""
+    config = trial.config
+    run = None  # a checkpoint never holds every seed's accuracy: the last is recorded after its last epoch
+    for k in range(len(state.eval_accuracies), config.eval_seeds):  # k: the training seed in progress
+        # seed k >= 1 resumed mid-way: its stream is the one run_search restored (state.rng); fresh: its own
+        gen = trial.gen if k == 0 or state.progress.started else eval_generator(config, k)
+        seed_trial = replace(trial, gen=gen)
+        net, opt = build_target(config, state.genotype, trial.device, eval_seed=k)
+        for progress, metrics in target_epochs(config, net, opt, trial.data, gen, state.progress):
+            state = seed_trial.record(state, progress, dict(metrics, eval_seed=k))
+        run = TargetRun(final_accuracy(config, net, trial.data), net)
+        seconds = state.phase_seconds.get("eval", 0.0) + state.progress.seconds
+        state = replace(state, eval_accuracies=state.eval_accuracies + (run.accuracy,), progress=PhaseProgress(),
+                        phase_seconds={**state.phase_seconds, "eval": seconds})
+        if config.eval_seeds > 1:
+            log.info("eval seed %d of %d: accuracy %.4f", k + 1, config.eval_seeds, run.accuracy)
+    return state, run
+
+
+def eval_summary(accuracies: tuple[float, ...]) -> tuple[float, float | None]:
+    """(mean, sample std with ddof=1 or None for one seed) of the training seeds' accuracies; one seed's
+    mean is its accuracy exactly."""
+    if len(accuracies) == 1:
+        return float(accuracies[0]), None
+    return statistics.fmean(accuracies), statistics.stdev(accuracies)
 
 
 def _result(trial: Trial, state: SearchState, target: TargetRun, network_cost: NetworkCostFn | None) -> SearchResult:
@@ -202,12 +226,14 @@ def _result(trial: Trial, state: SearchState, target: TargetRun, network_cost: N
                                   config.nodes, config.in_channels, config.image_size, config.num_classes,
                                   config.stem_multiplier)
     net_cost = network_cost(genotype) if network_cost is not None else _Unknown()
+    accuracy, accuracy_std = eval_summary(state.eval_accuracies)
     return SearchResult(
         config=config, genotype=genotype, groups=state.groups.to_dict(),
         stage1_choice=[list(s1.choice[s]) for s in space2.set_of_cell],
         stage2_candidates=[[list(c) for c in row] for row in space2.edge_spec()],
         stage1_epochs=s1.epochs, stage2_epochs=s2.epochs,
-        supernet_accuracy=float(s2.supernet_accuracy), accuracy=target.accuracy,
+        supernet_accuracy=float(s2.supernet_accuracy), accuracy=accuracy, accuracy_std=accuracy_std,
+        eval_accuracies=tuple(state.eval_accuracies),
         params=sum(p.numel() for p in target.net.parameters()), flops=network_macs(instances),
         skip_counts=genotype.skip_counts(), dram_time_us=float(net_cost.dram_time_us),
         dram_energy_uj=float(net_cost.dram_energy_uj), dram_bytes=int(net_cost.dram_bytes),

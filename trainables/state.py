@@ -85,7 +85,10 @@ class SearchState:
     history: tuple[dict[str, Any], ...] = ()  # per-epoch metrics, every phase
     phase_seconds: Mapping[str, float] = field(default_factory=dict)  # finished phases
     wall: float = 0.0  # wall seconds of the whole trial up to the last checkpoint
-    rng: torch.Tensor | None = None  # CPU generator state of the data order / augmentation stream
+    rng: torch.Tensor | None = None  # CPU generator state of the running phase's data order / augmentation
+    # stream: the search's, which eval seed 0 continues; while eval seed k >= 1 trains, that seed's own
+    eval_accuracies: tuple[float, ...] = ()  # eval phase: test accuracy of each finished training seed; the
+    # seed in training (``progress``) is the next one, len(eval_accuracies)
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -123,6 +126,7 @@ class SearchState:
             "phase_seconds": dict(self.phase_seconds),
             "wall": self.wall,
             "rng": self.rng,
+            "eval_accuracies": [float(a) for a in self.eval_accuracies],
         }
 
     @classmethod
@@ -147,7 +151,9 @@ class SearchState:
             history=tuple(dict(m) for m in d["history"]),
             phase_seconds={str(k): float(v) for k, v in d["phase_seconds"].items()},
             wall=float(d["wall"]),
-            rng=_tensor_or_none(d["rng"]))
+            rng=_tensor_or_none(d["rng"]),
+            # a checkpoint from before eval_seeds trained one seed: none finished
+            eval_accuracies=tuple(float(a) for a in d.get("eval_accuracies", ())))
 
 
 def _names(rows) -> Names:

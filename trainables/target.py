@@ -2,14 +2,18 @@
 from scratch, BN statistics re-estimated, tested on the test split.
 
 ``train_target`` is the whole protocol a trial applies to its genotype (the same for a random or a
-hand-written genotype, which is what makes them comparable); ``target_epochs`` is its epoch loop as a
-generator, which ``run_search`` drives to checkpoint between epochs.
+hand-written genotype, which is what makes them comparable) under one training seed; ``target_epochs`` is
+its epoch loop as a generator, which ``run_search`` drives to checkpoint between epochs, once per
+training seed (``eval_seeds``). Training seed 0 is the single-seed protocol (init seed ``seed * 1000 + 3``,
+the data order continuing whatever stream it is given); seed k >= 1 has its own init seed and data-order
+stream, both derived from (``seed``, k) by ``eval_seed_streams``.
 """
 from __future__ import annotations
 
 import time
 from typing import Any, Iterator, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -38,11 +42,27 @@ def target_geometry(config: SearchConfig) -> tuple[int, int]:
     return geo.layers, geo.channels
 
 
-def build_target(config: SearchConfig, genotype: Genotype,
-                 device: torch.device | str = "cpu") -> tuple[Network, torch.optim.Optimizer]:
-    """The untrained target network (seed ``config.seed * 1000 + 3``) and its SGD optimiser."""
+def eval_seed_streams(config: SearchConfig, eval_seed: int) -> tuple[int, int | None]:
+    """(init seed, data-order seed) of training seed ``eval_seed`` of the target network.
+
+    Seed 0 is the single-seed protocol: init ``config.seed * 1000 + 3`` and no data seed of its own (None: it
+    continues the stream it is given, inside a trial the search's). Seed k >= 1: both drawn from
+    ``numpy.random.SeedSequence((config.seed, k))``: they depend on (seed, k) only (a hash of the pair, not an
+    offset, so seed s's k-th stream is not seed s+1's (k-1)-th)."""
+    if eval_seed < 0:
+        raise ValueError(f"eval seed {eval_seed}: must be >= 0")
+    if eval_seed == 0:
+        return config.seed * 1000 + 3, None
+    init, data = np.random.SeedSequence((config.seed, eval_seed)).generate_state(2)
+    return int(init), int(data)
+
+
+def build_target(config: SearchConfig, genotype: Genotype, device: torch.device | str = "cpu",
+                 eval_seed: int = 0) -> tuple[Network, torch.optim.Optimizer]:
+    """The untrained target network of training seed ``eval_seed`` (init seed: ``eval_seed_streams``; seed 0:
+    ``config.seed * 1000 + 3``) and its SGD optimiser."""
     layers, channels = target_geometry(config)
-    torch.manual_seed(config.seed * 1000 + 3)
+    torch.manual_seed(eval_seed_streams(config, eval_seed)[0])
     net = Network(derived_edge_spec(expand_genotype(genotype, layers), config.nodes), layers=layers,
                   channels=channels, nodes=config.nodes, in_channels=config.in_channels,
                   image_size=config.image_size, num_classes=config.num_classes,
@@ -82,18 +102,29 @@ def final_accuracy(config: SearchConfig, net: nn.Module, data: Datasets) -> floa
     return accuracy(net, data.test.x, data.test.y)
 
 
+def eval_generator(config: SearchConfig, eval_seed: int) -> torch.Generator | None:
+    """The data-order stream of training seed ``eval_seed`` >= 1 (``eval_seed_streams``); None for seed 0,
+    which continues the stream it is given."""
+    data_seed = eval_seed_streams(config, eval_seed)[1]
+    return None if data_seed is None else torch.Generator().manual_seed(data_seed)
+
+
 def train_target(config: SearchConfig, genotype: Genotype, data: Datasets | None = None, *,
-                 device: torch.device | str | None = None, generator: torch.Generator | None = None) -> TargetRun:
-    """Train ``genotype``'s target network from scratch as a trial does and test it.
+                 device: torch.device | str | None = None, generator: torch.Generator | None = None,
+                 eval_seed: int = 0) -> TargetRun:
+    """Train ``genotype``'s target network from scratch as a trial does under training seed ``eval_seed``
+    and test it.
 
     ``data``: default ``load_datasets(config)`` on ``device`` (default ``config.device``). ``generator``:
-    the data-order stream, default seeded with ``config.seed`` (inside a trial it continues the search's).
+    the data-order stream; default for seed 0 seeded with ``config.seed`` (inside a trial it continues the
+    search's), for seed k >= 1 its own (``eval_generator``: the trial's seed k exactly).
     """
     if data is None:
         data = load_datasets(config, device or search_device(config))
     device = data.train.x.device
-    gen = generator if generator is not None else torch.Generator().manual_seed(config.seed)
-    net, opt = build_target(config, genotype, device)
+    gen = generator if generator is not None else eval_generator(config, eval_seed)
+    gen = gen if gen is not None else torch.Generator().manual_seed(config.seed)
+    net, opt = build_target(config, genotype, device, eval_seed)
     for _ in target_epochs(config, net, opt, data, gen, PhaseProgress()):
         pass
     return TargetRun(final_accuracy(config, net, data), net)
