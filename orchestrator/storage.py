@@ -202,7 +202,7 @@ class Storage:
             try:
                 atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
             except OSError as exc:
-                raise StorageWriteError(f"cannot write {self.uri_of(name)}: {exc.strerror or one_line(exc)}") from None
+                raise StorageWriteError(one_line(exc)) from None  # atomic_write names the target
         return self.uri_of(name)
 
     def read_bytes(self, name: str) -> bytes:
