@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ray import tune
 
 from .storage import Storage
-from .trial_rows import TrialOutcome, result_rows, results_tables, write_tables
+from .trial_rows import TrialOutcome, keep_stored_rows, result_rows, results_tables, write_tables
 
 log = logging.getLogger("hwnas.search")
 
@@ -51,6 +51,34 @@ def read_error(trial) -> BaseException:
     return RuntimeError(last[-1] if last else "trial failed")
 
 
+#: the driver's live Tune trials of each experiment (``<storage>/<name>`` URI -> Tune's own list), kept by
+#: ``LiveResults.on_step_begin``: the rows ``run_experiment`` saves when ``tuner.fit()`` itself fails
+_SEEN: dict[str, list] = {}
+_STARTED: dict[str, int] = {}  # trials started (or restarted) by this driver, per experiment URI
+
+
+def trials_seen(uri: str) -> list:
+    """The live Tune trials of the experiment at ``uri`` as of the Tuner's last step ([] if none)."""
+    return list(_SEEN.get(uri, []))
+
+
+def started_here(uri: str) -> int:
+    """Trials this driver started (or restarted) in the experiment at ``uri``: 0 for a resume with
+    nothing left to run."""
+    return _STARTED.get(uri, 0)
+
+
+def forget(uri: str) -> None:
+    _SEEN.pop(uri, None)
+    _STARTED.pop(uri, None)
+
+
+def live_rows(name: str, trials) -> list[dict[str, Any]]:
+    """Rows of live Tune trials (finished ones with their record or error, the others incomplete)."""
+    errors: dict[tuple[str, int], BaseException] = {}
+    return result_rows(name, [outcome_of(t, errors) for t in trials], unfinished=RUNNING)
+
+
 class LiveResults(tune.Callback):
     """Rewrites the experiment's tables after every finished trial (module docstring)."""
 
@@ -66,6 +94,13 @@ class LiveResults(tune.Callback):
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["storage"], state["name"])
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        _SEEN[self.storage.uri_of(self.name)] = trials  # Tune's list itself: always current
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        uri = self.storage.uri_of(self.name)
+        _STARTED[uri] = _STARTED.get(uri, 0) + 1
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.write(trials)
@@ -83,7 +118,8 @@ class LiveResults(tune.Callback):
 
     def write(self, trials) -> None:
         try:
-            write_tables(self.storage.child(self.name), *results_tables(self.rows(trials)))
+            folder = self.storage.child(self.name)
+            write_tables(folder, *results_tables(keep_stored_rows(folder, self.rows(trials))))
             self.writes += 1
         except Exception as exc:  # noqa: BLE001 - never stop the trials over a progress snapshot
             log.warning("could not update %s/trials.parquet (the final write tries again): %s",

@@ -88,17 +88,41 @@ def main(args: argparse.Namespace) -> int:
     exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
     if resume:  # the saved config, before Ray: an unknown name fails here and creates nothing
+        from .experiment_config import given_keys
         from .experiment_record import experiment_for_resume
 
-        exp = experiment_for_resume(resume, exp.storage, args.endpoint_url or "", exp if given else None)
+        keys = given_keys(preset=args.preset, config_file=args.config, sets=sets) if given else None
+        exp = experiment_for_resume(resume, exp.storage, args.endpoint_url or "", exp if given else None, keys)
     # RAY_ADDRESS is read here, at the entry point: Ray sets it for a Ray job's driver (hwnas submit)
     summary = run_experiment(exp, address=args.address, resume=bool(resume), verbose=bool(args.verbose),
                              ray_address_env=os.environ.get("RAY_ADDRESS"), overwrite=overwrite,
                              fallback_dir=str(Path.cwd() / "hwnas-unsaved"))
-    logging.getLogger("hwnas.search").info("finished")
+    log = logging.getLogger("hwnas.search")
+    if summary.interrupted:
+        log.warning("interrupted by %s", summary.interrupted)
+    else:
+        log.info("finished")
     print(summary.describe())
     if summary.unsaved:
         print(f"hwnas search: error: the results could not be written to {summary.uri} ({summary.unsaved}); "
-              f"a local copy is in {summary.local_copy}", file=sys.stderr)
+              f"every trial's row is in {summary.local_copy}", file=sys.stderr)
         return EXIT_NOT_SAVED
+    if summary.interrupted and not summary.all_completed:
+        print(f"hwnas search: interrupted by {summary.interrupted}; the tables hold the trials so far; continue "
+              f"with: {resume_command(exp)}", file=sys.stderr)
+        return EXIT_TRIALS_NOT_COMPLETED
     return EXIT_OK if summary.all_completed else EXIT_TRIALS_NOT_COMPLETED
+
+
+def resume_command(exp) -> str:
+    """The command that continues ``exp``: ``hwnas search --resume NAME`` (+ the storage when not the default)."""
+    import shlex
+
+    from .storage import Storage
+
+    cmd = ["hwnas", "search", "--resume", exp.name]
+    if Storage.from_uri(exp.storage).uri != Storage.from_uri(None).uri:
+        cmd += ["--storage", Storage.from_uri(exp.storage).uri]
+    if exp.endpoint_url:
+        cmd += ["--endpoint-url", exp.endpoint_url]
+    return shlex.join(cmd)
