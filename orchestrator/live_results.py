@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ray import tune
 
 from .storage import Storage
-from .trial_rows import TrialOutcome, keep_stored_rows, result_rows, results_tables, write_tables
+from .trial_rows import TrialOutcome, error_text, keep_stored_rows, result_rows, results_tables, write_tables
 
 log = logging.getLogger("hwnas.search")
 
@@ -40,15 +40,40 @@ def outcome_of(trial, errors: dict[tuple[str, int], BaseException]) -> TrialOutc
 
 
 def read_error(trial) -> BaseException:
+    """The trial's exception: from its error file in the storage, else from the driver's own staging copy
+    (the storage may be what failed), else a one-line RuntimeError saying why it could not be read."""
     try:
         exc = trial.get_pickled_error()
         if exc is not None:
             return exc
         text = trial.get_error()
     except Exception as exc:  # noqa: BLE001 - an unreadable error file still makes a failed row
-        return RuntimeError(f"trial failed (its error file could not be read: {exc})")
+        text = staged_error(trial)
+        if text is None:
+            return RuntimeError(f"trial failed (its error file could not be read: {' '.join(str(exc).split())})")
     last = [line for line in str(text or "").splitlines() if line.strip()]
     return RuntimeError(last[-1] if last else "trial failed")
+
+
+def staged_error(trial) -> str | None:
+    """The last line of the trial's error text in the driver's staging folder (written there before Tune
+    syncs it to the storage), or None."""
+    try:
+        from ray import cloudpickle
+
+        if trial.pickled_error_file:
+            with open(trial.pickled_error_file, "rb") as f:
+                return error_text(cloudpickle.load(f))
+    except Exception:  # noqa: BLE001 - fall through to the text file
+        pass
+    try:
+        if trial.error_file:
+            with open(trial.error_file, encoding="utf-8", errors="replace") as f:
+                lines = [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith("Failure # ")]
+            return lines[-1] if lines else None
+    except OSError:
+        pass
+    return None
 
 
 #: the driver's live Tune trials of each experiment (``<storage>/<name>`` URI -> Tune's own list), kept by

@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     log = logging.getLogger("hwnas.search")
     if summary.interrupted:
         log.warning("interrupted by %s", summary.interrupted)
-    else:
+    elif not summary.unsaved:
         log.info("finished")
     print(summary.describe())
     if summary.unsaved:
