@@ -6,8 +6,11 @@ cost actor (a name unique to this run; trials only look it up) before the Tuner 
 trials start. Tune's own storage is the experiment's folder, so checkpoints and experiment state live
 beside ``trials.parquet``, ``pareto.parquet``, ``points.parquet``, ``scan.parquet`` and ``experiment.json``
 (the config, ``orchestrator/experiment_record.py``). The folder check (never replace results unasked;
-resume only what exists) runs before Ray too. The tables are rewritten as trials finish
-(``orchestrator/live_results.py``) and at the end; a failed final write leaves a local copy.
+resume only what exists) and this driver's claim on the folder (``orchestrator/claim.py``: one driver per
+experiment) run before Ray too. The tables are rewritten as trials finish
+(``orchestrator/live_results.py``) and at the end; a failed final write, or a storage that fails inside
+``tuner.fit()``, leaves a local copy of every trial's row. SIGINT and SIGTERM stop the Tuner gracefully
+(``orchestrator/interrupts.py``).
 """
 from __future__ import annotations
 

@@ -23,9 +23,11 @@ results: <storage>/<name>/trials.parquet (every trial, rewritten as each trial f
 and checkpoints in the same folder. Read them with `hwnas pareto`. The console shows hwnas's progress
 lines; `hwnas -v search ...` adds Ray's own log lines.
 
-exit codes: 0 every trial completed; 1 some trial failed or is incomplete (the tables say which);
-2 bad input, found before any trial (config, profile, storage, an existing or unknown experiment);
-3 the results could not be written to the storage (a local copy is named) or another I/O error.
+exit codes: 0 every trial completed; 1 some trial failed or is incomplete (the tables say which), or the
+run was interrupted (Ctrl-C or SIGTERM: the last line says how to --resume it); 2 bad input, found before
+any trial (config, profile, storage, an existing, running or unknown experiment, a trial larger than any
+node of a local Ray); 3 the results could not be written to the storage, at the end or during the run
+(every trial's row is in ./hwnas-unsaved/NAME-TIME) or another I/O error; 130 interrupted before any trial.
 """
 
 EXIT_OK, EXIT_TRIALS_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_NOT_SAVED = 0, 1, 2, 3
