@@ -225,7 +225,7 @@ def onnx_cost(model: str | Path | onnx.ModelProto, profile: Profile | str, batch
     else:
         model = onnx.ModelProto.FromString(model.SerializeToString())  # shapes are fixed on a copy
     if not model.graph.node:  # protobuf parses many non-ONNX bytes as an empty model: never cost 0 silently
-        raise CostQueryError(f"--onnx {source}: the graph has no nodes (an empty or not an ONNX model); "
+        raise CostQueryError(f"--onnx {source}: the graph has no nodes (an empty model, or not an ONNX file); "
                              "nothing to cost")
     g = OnnxGraph(model, batch, source)
     b = NodeReader(g, profile)

@@ -11,7 +11,9 @@ runs before Ray is contacted:
 * a new run refuses a folder that holds anything (results, Tune state, checkpoints) unless
   ``--overwrite``, which moves the earlier experiment aside to ``<name>.replaced-<UTC time>`` (nothing is
   deleted) and says so;
-* ``--resume`` refuses a folder without Tune state, creating nothing.
+* ``--resume`` refuses a folder without Tune state, creating nothing;
+* ``claim_folder`` then claims the folder for this driver (``orchestrator/claim.py``), so that a second
+  driver of the same experiment exits 2 naming the first instead of writing beside it.
 
 Ray-free (the layers test checks): only the storage and the config.
 """
