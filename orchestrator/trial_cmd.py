@@ -6,8 +6,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, Mapping
 
 from searchspace.config import PRESETS, ConfigError, SearchConfig, parse_set, preset

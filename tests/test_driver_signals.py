@@ -12,7 +12,6 @@ Run inside shared/tools/loopback-only.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import signal
