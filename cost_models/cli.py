@@ -120,32 +120,32 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def load_genotype_file(path: str) -> tuple[Genotype, dict[str, Any] | None]:
+def load_genotype_file(path: str, flag: str = "--genotype") -> tuple[Genotype, dict[str, Any] | None]:
     """A genotype JSON ({"cells": ...}) or a trial result JSON ("genotype", optional "config"; either may
     be a JSON string, as in trials.parquet rows). ValueError naming the file for anything else."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"--genotype {path}: no such file")
+        raise ValueError(f"{flag} {path}: no such file")
     try:
         data = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--genotype {path}: not JSON ({exc})") from None
+        raise ValueError(f"{flag} {path}: not JSON ({exc})") from None
     config = None
     if isinstance(data, dict) and "genotype" in data:
         config, data = data.get("config"), data["genotype"]
         data = json.loads(data) if isinstance(data, str) else data
         config = json.loads(config) if isinstance(config, str) else config
     if not isinstance(data, dict) or "cells" not in data:
-        raise ValueError(f"--genotype {path}: not a genotype: expected {{\"cells\": [...]}} or a trial result "
+        raise ValueError(f"{flag} {path}: not a genotype: expected {{\"cells\": [...]}} or a trial result "
                          f"with \"genotype\" and \"config\"")
     try:
         genotype = Genotype.from_dict(data)
     except ValueError as exc:
-        raise ValueError(f"--genotype {path}: {exc}") from None
+        raise ValueError(f"{flag} {path}: {exc}") from None
     if not genotype.cells:
-        raise ValueError(f"--genotype {path}: not a genotype: no cells")
+        raise ValueError(f"{flag} {path}: not a genotype: no cells")
     if config is not None and not isinstance(config, dict):
-        raise ValueError(f"--genotype {path}: \"config\" must be an object, got {type(config).__name__}")
+        raise ValueError(f"{flag} {path}: \"config\" must be an object, got {type(config).__name__}")
     return genotype, config
 
 

@@ -217,14 +217,23 @@ def onnx_cost(model: str | Path | onnx.ModelProto, profile: Profile | str, batch
         raise CostQueryError(f"batch must be a positive integer, got {batch!r}")
     source = "model" if isinstance(model, onnx.ModelProto) else str(model)
     if not isinstance(model, onnx.ModelProto):
-        if not Path(model).is_file():
+        path = Path(model)
+        if path.is_dir():
+            raise CostQueryError(f"--onnx {model}: is a folder, not an ONNX file (hwnas export writes "
+                                 f"{path / 'model.onnx'})")
+        if not path.is_file():
             raise CostQueryError(f"--onnx {model}: no such file")
+        if path.stat().st_size == 0:
+            raise CostQueryError(f"--onnx {model}: the file is empty (0 bytes), not an ONNX model")
         try:
             model = onnx.load(str(model))
         except Exception as exc:  # protobuf's DecodeError and friends
-            raise CostQueryError(f"--onnx {model}: not an ONNX model ({exc})") from None
+            raise CostQueryError(f"--onnx {model}: not an ONNX model ({' '.join(str(exc).split())})") from None
     else:
         model = onnx.ModelProto.FromString(model.SerializeToString())  # shapes are fixed on a copy
+    if not model.graph.node:  # protobuf parses many non-ONNX bytes as an empty model: never cost 0 silently
+        raise CostQueryError(f"--onnx {source}: the graph has no nodes (an empty model, or not an ONNX file); "
+                             "nothing to cost")
     g = OnnxGraph(model, batch, source)
     b = NodeReader(g, profile)
     recs = b.build()

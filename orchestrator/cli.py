@@ -64,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not args.verbose:  # boto's "Found credentials in environment variables", once per client
+        for name in ("botocore", "boto3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM before anything could be saved (hwnas search: no trial ran)
+        logging.getLogger("hwnas").debug("interrupted", exc_info=True)
+        print(f"hwnas {args.command}: interrupted{f' by {exc}' if str(exc) else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as exc:
         # bad input: one clear line, no traceback (-v shows it)
         return _error(args.command, exc, EXIT_BAD_INPUT)
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 EXIT_BAD_INPUT = 2  # before anything ran: the config, a file, the storage, the address
 EXIT_IO = 3  # an I/O or Arrow error after that (README: "When things fail")
+EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM before there was anything to save (128 + SIGINT, as shells report it)
 
 
 def _is_arrow_error(exc: BaseException) -> bool:

@@ -6,8 +6,11 @@ cost actor (a name unique to this run; trials only look it up) before the Tuner 
 trials start. Tune's own storage is the experiment's folder, so checkpoints and experiment state live
 beside ``trials.parquet``, ``pareto.parquet``, ``points.parquet``, ``scan.parquet`` and ``experiment.json``
 (the config, ``orchestrator/experiment_record.py``). The folder check (never replace results unasked;
-resume only what exists) runs before Ray too. The tables are rewritten as trials finish
-(``orchestrator/live_results.py``) and at the end; a failed final write leaves a local copy.
+resume only what exists) and this driver's claim on the folder (``orchestrator/claim.py``: one driver per
+experiment) run before Ray too. The tables are rewritten as trials finish
+(``orchestrator/live_results.py``) and at the end; a failed final write, or a storage that fails inside
+``tuner.fit()``, leaves a local copy of every trial's row. SIGINT and SIGTERM stop the Tuner gracefully
+(``orchestrator/interrupts.py``).
 """
 from __future__ import annotations
 
@@ -23,11 +26,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 import pyarrow as pa
 
 from .experiment_config import ExperimentConfig
-from .experiment_record import prepare_folder, read_record, write_record
+from .experiment_record import claim_folder, read_record, write_record
 from .results import COMPLETED, FAILED, INCOMPLETE, front_network_label
 from .storage import Storage, one_line
-from .trial_rows import (PARETO_FILE, TRIALS_FILE, error_text, result_rows, results_tables,  # noqa: F401 (re-exported)
-                         write_results, write_tables)
+from .scan_metrics import SCAN_FILE
+from .trial_rows import (PARETO_FILE, TRIALS_FILE, error_text, keep_stored_rows, result_rows,  # noqa: F401
+                         results_tables, write_results, write_tables)
 
 if TYPE_CHECKING:
     from .scan_policy import ScanPolicy
@@ -45,8 +49,9 @@ class ExperimentSummary:
     seconds: float
     scan: pa.Table | None = None  # scan.parquet: hypervolume per suggestion batch (orchestrator/scan_metrics.py)
     cost_stats: Mapping[str, int] | None = None  # the cost actor's counters at the end (None: no actor)
-    unsaved: str | None = None  # why the final write to the storage failed (None: it did not)
+    unsaved: str | None = None  # why the final write to the storage (or the run inside Tune) failed, else None
     local_copy: str | None = None  # where the tables went instead when it failed
+    interrupted: str | None = None  # the signal that stopped the run ("SIGINT", "SIGTERM"), else None
 
     @property
     def all_completed(self) -> bool:
@@ -159,14 +164,19 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
                    cost_probe_dir: str | None = None) -> ExperimentSummary:
     """Run (or, with ``resume``, continue via ``tune.Tuner.restore``) the experiment; write its tables.
 
-    Before Ray: profiles, storage and the experiment folder (``experiment_record.prepare_folder``: a new
+    Before Ray: profiles, storage and the experiment folder (``experiment_record.claim_folder``: a new
     run refuses a folder with results unless ``overwrite``, which moves it aside; ``resume`` needs Tune
-    state). Tables are written as trials finish (``live_results.LiveResults``) and once more at the end;
-    if that final write fails, they go to ``fallback_dir`` (default: a new temporary folder) and the
-    summary says where (``unsaved``, ``local_copy``). ``verbose`` (hwnas -v) lets Ray's own log lines
+    state; either way this driver claims the folder, so two drivers never share it, and releases the
+    claim at the end). After Ray starts and before any trial: a trial that fits on no node of a local Ray
+    is refused (``tuner.check_resources``). Tables are written as trials finish
+    (``live_results.LiveResults``) and once more at the end; if that final write fails, or if the storage
+    (or anything else) fails inside ``tuner.fit()``, every trial's row goes to ``fallback_dir`` (default:
+    a new temporary folder) from what the driver holds in memory, and the summary says where
+    (``unsaved``, ``local_copy``). SIGINT and SIGTERM stop the trials gracefully
+    (``orchestrator/interrupts.py``; ``interrupted``). ``verbose`` (hwnas -v) lets Ray's own log lines
     through, here and in the trials. ``cost_probe_dir``: the cost actor marks its calls in flight there
     (``cost_service.CostServiceImpl``; for fault tests)."""
-    from .progress import quiet_ray
+    from .interrupts import Interrupts
 
     t0 = time.perf_counter()
     # Tune warns whenever per-epoch checkpoints with num_to_keep force state snapshots; expected here
@@ -174,24 +184,36 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
     if not verbose:  # Tune's console reporter prints its tables even at verbose=0; the legacy one does not
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     storage = preflight(exp)
-    prepare_folder(storage, exp.name, resume=resume, overwrite=overwrite)
+    with Interrupts() as interrupts, claim_folder(storage, exp.name, resume=resume, overwrite=overwrite):
+        return _run(exp, storage, interrupts, t0, address=address, resume=resume, verbose=verbose,
+                    ray_address_env=ray_address_env, fallback_dir=fallback_dir, cost_probe_dir=cost_probe_dir)
+
+
+def _run(exp: ExperimentConfig, storage: Storage, interrupts, t0: float, *, address: str | None, resume: bool,
+         verbose: bool, ray_address_env: str | None, fallback_dir: str | None,
+         cost_probe_dir: str | None) -> ExperimentSummary:
+    """``run_experiment`` once the folder is claimed."""
+    from .progress import quiet_ray
+
     saved = read_record(storage, exp.name) if resume else None
     quiet_ray(verbose)
     connect(address, exp.namespace, ray_address_env)
+    interrupts.install()  # ray.init set its own SIGTERM handler
     import ray
 
+    from . import live_results
     from .cost_service import cost_service_name, start_cost_service
-    from .scan_metrics import batch_scan_rows, grid_scan_table, scan_table
     from .trainable import TrialOptions
-    from .tuner import restore_tuner, trial_count, trial_resources
+    from .tuner import check_resources, restore_tuner, trial_count, trial_resources
 
     namespace = ray.get_runtime_context().namespace
+    resources = trial_resources(exp)
+    check_resources(resources, local=not (address or ray_address_env))  # before any trial or actor
     actor_name = cost_service_name(exp.cost_service, exp.name)
     # This driver owns the actor (not detached) and holds the handle until every trial is over.
     cost_actor = start_cost_service(actor_name, namespace, probe_dir=cost_probe_dir)
     ray.get(cost_actor.ping.remote())  # it is up (a broken service fails here, not in a trial)
     options = TrialOptions(cost_service=actor_name, namespace=namespace, verbose=verbose)
-    resources = trial_resources(exp)
     log.info("experiment %s: %s%d trials (%s) -> %s, resources per trial %s, cost service %s", exp.name,
              "at most " if exp.scan == "adaptive" else "", trial_count(exp), exp.scan, storage.uri_of(exp.name),
              resources, actor_name)
@@ -204,45 +226,102 @@ def run_experiment(exp: ExperimentConfig, address: str | None = None, resume: bo
         tuner, searcher = build_tuner(exp, storage, options, resources)
     started = saved.started_utc if saved is not None else None
     record_started = write_record(storage, exp, started_utc=started).started_utc  # before the first trial
-    grid = tuner.fit()
-    cost_stats = ray.get(cost_actor.stats.remote())
+    uri = storage.uri_of(exp.name)
+    live_results.forget(uri)
+    failure: str | None = None
+    rows: list[dict[str, Any]] | None = None
+    try:
+        with interrupts.fitting():
+            grid = tuner.fit()
+        rows = result_rows(exp.name, grid)
+    except KeyboardInterrupt:  # a second signal: stop at once, keep what the driver holds
+        log.warning("stopped at once (%s); the rows are those the driver holds", interrupts.received or "interrupt")
+    except Exception as exc:  # noqa: BLE001 - the storage (or Tune) failed inside fit: never lose the rows
+        failure = f"{type(exc).__name__}: {one_line(exc)}"
+        log.debug("tuner.fit() failed", exc_info=True)
+        log.error("the run failed inside Ray Tune (%s); saving the rows of every trial this driver holds", failure)
+    if rows is None:
+        rows = live_results.live_rows(exp.name, live_results.trials_seen(uri))
+    ran_trials = live_results.started_here(uri) > 0
+    live_results.forget(uri)
+    try:
+        cost_stats = ray.get(cost_actor.stats.remote(), timeout=30)
+    except Exception:  # noqa: BLE001 - only counters for the summary
+        cost_stats = None
     del cost_actor  # every trial is over
-    rows = result_rows(exp.name, grid)
     exp_dir = storage.child(exp.name)
-    if exp.scan == "adaptive":
-        from .scan_searcher import load_policy
-
-        policy = searcher.policy if searcher is not None else load_policy(exp_dir)
-        rows, batches, stop_reason = scan_rows_from(policy, rows)
-        table, front, points = results_tables(rows)
-        scan = scan_table(batch_scan_rows(table, batches, stop_reason))
-    else:
-        table, front, points = results_tables(rows)
-        scan = grid_scan_table(table, time.perf_counter() - t0)  # the grid is one batch: its hypervolume
-    unsaved, local_copy = save_results(exp_dir, exp.name, fallback_dir, table, front, points, scan)
+    table, front, points, scan = final_tables(exp, storage, rows, searcher, resume, ran_trials,
+                                              time.perf_counter() - t0)
+    if failure is None:
+        unsaved, local_copy = save_results(exp_dir, exp.name, fallback_dir, table, front, points, scan)
+    else:  # Tune's state or checkpoints may be missing from the storage: a local copy, whatever happens next
+        local_copy = save_locally(exp.name, fallback_dir, table, front, points, scan, SCAN_FILE)
+        stored, _ = save_results(exp_dir, exp.name, None, table, front, points, scan, fallback=False)
+        unsaved = stored or failure  # the storage's own words when it refused the tables too
+        log.error("every trial's row is in %s%s", local_copy, "" if stored is None else
+                  f"; the storage refused them too ({stored})")
     if unsaved is None:
         try:
             write_record(storage, exp, started_utc=record_started, counts=dict(Counter(table.column("status").to_pylist())))
         except (OSError, ValueError) as exc:
             log.warning("could not update %s/experiment.json: %s", exp_dir.uri, one_line(exc))
     return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan,
-                             cost_stats=cost_stats, unsaved=unsaved, local_copy=local_copy)
+                             cost_stats=cost_stats, unsaved=unsaved, local_copy=local_copy,
+                             interrupted=interrupts.received)
+
+
+def final_tables(exp: ExperimentConfig, storage: Storage, rows: list[dict[str, Any]], searcher, resume: bool,
+                 ran_trials: bool, seconds: float) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
+    """(trials, front, points, scan) at the end of a run, never with fewer trials than the storage's table
+    (``trial_rows.keep_stored_rows``). A grid's scan seconds add this run's time to the earlier runs'
+    (nothing when this run started no trial: a resume with nothing left to run changes nothing)."""
+    from .scan_metrics import batch_scan_rows, grid_scan_table, scan_table
+
+    exp_dir = storage.child(exp.name)
+    rows = keep_stored_rows(exp_dir, rows)
+    if exp.scan == "adaptive":
+        from .scan_searcher import load_policy
+
+        try:
+            policy = searcher.policy if searcher is not None else load_policy(exp_dir)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("adaptive scan: its searcher state could not be read (%s)", one_line(exc))
+            policy = None
+        rows, batches, stop_reason = scan_rows_from(policy, rows)
+        table, front, points = results_tables(rows)
+        return table, front, points, scan_table(batch_scan_rows(table, batches, stop_reason))
+    table, front, points = results_tables(rows)
+    before = earlier_seconds(exp_dir) if resume else 0.0
+    return table, front, points, grid_scan_table(table, before + (seconds if ran_trials or not resume else 0.0))
+
+
+def earlier_seconds(exp_dir: Storage) -> float:
+    """The grid's scan seconds so far (scan.parquet of the earlier runs; 0 without one)."""
+    from .scan_metrics import SCAN_FILE, conform_scan
+
+    try:
+        scan = conform_scan(exp_dir.read_table(SCAN_FILE))
+    except (OSError, ValueError, pa.ArrowException):
+        return 0.0
+    values = [v for v in scan.column("seconds").to_pylist() if v is not None]
+    return float(values[-1]) if values else 0.0
 
 
 def save_results(exp_dir: Storage, name: str, fallback_dir: str | None, table: pa.Table, front: pa.Table,
-                 points: pa.Table, scan: pa.Table) -> tuple[str | None, str | None]:
+                 points: pa.Table, scan: pa.Table, fallback: bool = True) -> tuple[str | None, str | None]:
     """The final write of every table to ``exp_dir``; if the storage refuses it (an OSError or Arrow error:
-    a bucket gone, a full disk, no permission), the tables go to a local folder instead.
+    a bucket gone, a full disk, no permission), the tables go to a local folder instead (unless not
+    ``fallback``).
 
-    Returns (None, None) when saved, else (why, the local copy's path)."""
-    from .scan_metrics import SCAN_FILE
-
+    Returns (None, None) when saved, else (why, the local copy's path or None)."""
     try:
         write_tables(exp_dir, table, front, points)
         exp_dir.write_table(SCAN_FILE, scan)
         return None, None
     except (OSError, pa.ArrowException, ValueError) as exc:
         unsaved = one_line(exc)
+    if not fallback:
+        return unsaved, None
     local_copy = save_locally(name, fallback_dir, table, front, points, scan, SCAN_FILE)
     log.error("could not write the results to %s (%s); a local copy is in %s", exp_dir.uri, unsaved, local_copy)
     return unsaved, local_copy

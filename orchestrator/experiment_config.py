@@ -210,5 +210,26 @@ def load_experiment_config(preset: str | None = None, config_file: str | Path | 
     return _build(merged)
 
 
+def given_keys(preset: str | None = None, config_file: str | Path | None = None,
+               sets: list[str] | None = None) -> set[str]:
+    """The keys a command line sets (``name`` of an experiment key, ``search.KEY`` of a search key): what
+    ``--resume`` may warn about ignoring. Only the keys given, never the defaults they sit on."""
+    file_data = load_config_file(config_file) if config_file else {}
+    preset = preset or file_data.pop("preset", None)
+    file_data.pop("preset", None)
+    parts = []
+    if preset:
+        parts.append({**normalise(EXPERIMENT_PRESETS.get(str(preset), {}), f"preset {preset!r}"),
+                      "search": search_preset(str(preset))})
+    if file_data:
+        parts.append(normalise(file_data, f"config file {str(config_file)!r}"))
+    if sets:
+        parts.append(normalise(parse_set(sets), "--set"))
+    keys: set[str] = set()
+    for part in parts:
+        keys |= {k for k in part if k != "search"} | {f"search.{k}" for k in part.get("search", {})}
+    return keys
+
+
 __all__ = ["ExperimentConfig", "ConfigError", "EXPERIMENT_KEYS", "EXPERIMENT_PRESETS", "PRESETS", "SCANS",
-           "SEARCH_KEYS", "TRIAL_KEYS", "load_experiment_config", "load_config_file", "normalise"]
+           "SEARCH_KEYS", "TRIAL_KEYS", "given_keys", "load_experiment_config", "load_config_file", "normalise"]

@@ -11,7 +11,9 @@ runs before Ray is contacted:
 * a new run refuses a folder that holds anything (results, Tune state, checkpoints) unless
   ``--overwrite``, which moves the earlier experiment aside to ``<name>.replaced-<UTC time>`` (nothing is
   deleted) and says so;
-* ``--resume`` refuses a folder without Tune state, creating nothing.
+* ``--resume`` refuses a folder without Tune state, creating nothing;
+* ``claim_folder`` then claims the folder for this driver (``orchestrator/claim.py``), so that a second
+  driver of the same experiment exits 2 naming the first instead of writing beside it.
 
 Ray-free (the layers test checks): only the storage and the config.
 """
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .claim import CLAIM_FILE, Claim, Holder, in_use, stale_or_absent
 from .experiment_config import ExperimentConfig
 from .storage import Storage
 
@@ -142,6 +145,38 @@ def prepare_folder(storage: Storage, name: str, resume: bool = False, overwrite:
     return uri
 
 
+def claim_folder(storage: Storage, name: str, resume: bool = False, overwrite: bool = False) -> Claim:
+    """``prepare_folder``, then this driver's claim on the folder (``orchestrator/claim.py``), before Ray.
+
+    A new run creates the claim exclusively (a second run started at the same time gets
+    ``ExperimentInUse`` naming the first); ``--resume`` takes over a stale claim and refuses a live one;
+    ``--overwrite`` takes the old folder's claim (refusing a live driver) before moving it aside, then
+    claims the new folder. A folder whose only content is a stale claim (its driver died before writing
+    anything) is free for a new run."""
+    folder = storage.child(name)
+    if resume:
+        prepare_folder(storage, name, resume=True)
+        return Claim.take(folder, name, "resume")
+    entries = folder.entries()
+    if CLAIM_FILE in entries:
+        if not stale_or_absent(folder):
+            holder = Claim(folder, name, Holder()).current() or Holder()
+            raise in_use(name, folder, holder)
+        if entries == [CLAIM_FILE]:
+            return Claim.take(folder, name, "search")
+    if overwrite and entries:
+        old = Claim.take(folder, name, "overwrite")
+        try:
+            moved = prepare_folder(storage, name, overwrite=True)
+        except BaseException:
+            old.release()
+            raise
+        old.moved_to(storage.child(moved.rstrip("/").rsplit("/", 1)[1]) if moved else folder)
+    else:
+        prepare_folder(storage, name)  # ExperimentExists when it holds results
+    return Claim.create(folder, name, "overwrite" if overwrite else "search")
+
+
 def experiments_in(storage: Storage, limit: int = 10) -> list[str]:
     """Experiment folders under the storage (those with a record or Tune state), for error messages."""
     names = []
@@ -155,9 +190,11 @@ def experiments_in(storage: Storage, limit: int = 10) -> list[str]:
 
 
 def resume_config(storage: Storage, name: str, given: ExperimentConfig | None,
-                  endpoint_url: str = "") -> ExperimentConfig:
+                  endpoint_url: str = "", keys: set[str] | None = None) -> ExperimentConfig:
     """The experiment to resume: its saved record (``given``, built from --preset/--config/--set, only
-    warns where it differs: the saved settings apply), or ``given`` for a folder from before records."""
+    warns where it differs: the saved settings apply), or ``given`` for a folder from before records.
+    ``keys``: the keys the command line set (``experiment_config.given_keys``); the warning names only
+    those (None: every key that differs)."""
     record = read_record(storage, name)
     where = storage.child(name).uri_of(RECORD_FILE)
     if record is None:
@@ -167,7 +204,7 @@ def resume_config(storage: Storage, name: str, given: ExperimentConfig | None,
         return given
     saved = record.experiment(name, storage.uri, endpoint_url, where)
     if given is not None:
-        changed = differences(saved, given)
+        changed = [k for k in differences(saved, given) if keys is None or k in keys]
         if changed:
             log.warning("resuming %s with its saved settings; ignored from the command line: %s", name,
                         ", ".join(changed))
@@ -183,7 +220,7 @@ def differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
 
 
 def experiment_for_resume(name: str, storage_uri: str, endpoint_url: str,
-                          given: ExperimentConfig | None) -> ExperimentConfig:
+                          given: ExperimentConfig | None, keys: set[str] | None = None) -> ExperimentConfig:
     """``hwnas search --resume NAME``: the experiment from ``<storage>/<name>/experiment.json`` (see
     ``resume_config``), checked before Ray; nothing is created when there is nothing to resume."""
     from pathlib import Path
@@ -193,4 +230,4 @@ def experiment_for_resume(name: str, storage_uri: str, endpoint_url: str,
         raise ValueError(f"cannot resume {name!r}: the storage folder {storage.uri} does not exist")
     storage.check()
     prepare_folder(storage, name, resume=True)
-    return resume_config(storage, name, given, endpoint_url)
+    return resume_config(storage, name, given, endpoint_url, keys)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from searchspace.config import SearchConfig
+from searchspace.files import atomic_write
 from searchspace.genotype import Genotype
 from searchspace.train_config import TrainConfig
 
@@ -43,18 +44,44 @@ def load_trained(folder: Path):
 
     from trainables.full_train import build_network
 
+    from trainables.state import torch_load
+
     missing = [n for n in ("model.pt", "config.json", "genotype.json") if not (folder / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder}: not an hwnas train folder (missing {', '.join(missing)})")
-    cfg = json.loads((folder / "config.json").read_text())
-    search, train = SearchConfig.from_dict(cfg["search"]), TrainConfig.from_dict(cfg["train"])
-    genotype = Genotype.from_json((folder / "genotype.json").read_text())
-    net = build_network(search, train, genotype)
+    cfg = read_json(folder / "config.json")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("search"), dict) or not isinstance(cfg.get("train"), dict):
+        raise ValueError(f"{folder / 'config.json'}: expected hwnas train's config ({{\"search\": {{...}}, "
+                         f"\"train\": {{...}}}})")
     try:
-        net.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"{folder / 'model.pt'} does not fit the network of config.json: {exc}") from None
+        search, train = SearchConfig.from_dict(cfg["search"]), TrainConfig.from_dict(cfg["train"])
+    except ValueError as exc:
+        raise ValueError(f"{folder / 'config.json'}: {exc}") from None
+    try:
+        genotype = Genotype.from_dict(read_json(folder / "genotype.json"))
+    except ValueError as exc:
+        raise ValueError(f"{folder / 'genotype.json'}: {exc}") from None
+    try:
+        net = build_network(search, train, genotype)
+    except ValueError as exc:
+        raise ValueError(f"{folder}: the network of genotype.json and config.json cannot be built ({exc})") from None
+    state = torch_load(folder / "model.pt", "trained weights")
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{folder / 'model.pt'} does not fit the network of config.json: "
+                         f"{' '.join(str(exc).split())[:500]}") from None
     return net.eval(), search, train
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a one-line ValueError naming the file if it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
 
 
 def export_onnx(net, example, path: Path) -> None:
@@ -96,7 +123,8 @@ def main(args: argparse.Namespace) -> int:
                                                             test_size=args.images), "cpu")
     x = data.test.x[:args.images]
     path = folder / "model.onnx"
-    export_onnx(net, x[:2], path)
+    # a temporary file renamed over model.onnx (a failed export never leaves half a file); an OSError names it
+    atomic_write(path, lambda tmp: export_onnx(net, x[:2], Path(tmp)))
     check = check_onnx(path, net, x)
     out = {"onnx": str(path), "opset": OPSET, **check, "atol": args.atol}
     print(json.dumps(out))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from searchspace.files import atomic_write, atomic_write_text
+from searchspace.files import atomic_write, atomic_write_text, check_writable
 
 from .compare import compare_rows, render_compare, unique_labels
 from .plot import plot_compare, plot_front
@@ -129,8 +129,7 @@ def write_out(path: str, table: pa.Table, render_fn) -> None:
     """Write ``table`` to ``path`` in the format its suffix names (``render_fn(fmt)`` gives text formats)."""
     fmt = out_format(path)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
+    if fmt == "parquet":  # atomic_write: a failure is an OSError naming --out, never its temporary file
         import pyarrow.parquet as pq
 
         atomic_write(out, lambda tmp: pq.write_table(table, tmp))
@@ -141,7 +140,10 @@ def write_out(path: str, table: pa.Table, render_fn) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.out:
-        out_format(args.out)  # a bad suffix fails before anything is read
+        out_format(args.out)  # a bad suffix or an unwritable place fails before anything is read
+        check_writable(args.out, "--out")
+    if args.plot:
+        check_writable(args.plot, "--plot")
     if getattr(args, "recost", None):
         return recost_main(args)
     if getattr(args, "sets", None):

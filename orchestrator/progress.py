@@ -22,6 +22,7 @@ from .results import config_network_label
 log = logging.getLogger("hwnas.search")
 
 RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")  # quiet unless verbose
+QUIET_LOGGERS = ("botocore", "boto3")  # "Found credentials in environment variables" per client
 
 # (label, metric) shown per epoch: stage progress, accuracy, expected DRAM cost of the supernet
 PROGRESS_KEYS = (("train_loss", "train_loss"), ("train_acc", "train_acc"), ("val_acc", "val_acc"),
@@ -30,11 +31,38 @@ FINISHED_STATES = ("TERMINATED", "ERROR")
 
 
 def quiet_ray(verbose: bool) -> None:
-    """Ray's loggers at WARNING (or left as Ray set them with ``verbose``), in this process."""
+    """Ray's loggers at WARNING (or left as Ray set them with ``verbose``), in this process; Tune's advice
+    to call ``Tuner.restore`` is dropped either way (``hwnas search`` prints ``--resume NAME``), and
+    without ``verbose`` Ray's errors are one line each (``RayLines``: the traceback goes to ``-v``)."""
+    ray_logger = logging.getLogger("ray")
+    for handler in [*ray_logger.handlers, *logging.getLogger().handlers]:
+        if not any(isinstance(f, RayLines) for f in handler.filters):
+            handler.addFilter(RayLines())
+    RayLines.verbose = verbose
     if verbose:
         return
-    for name in RAY_LOGGERS:
+    for name in (*RAY_LOGGERS, *QUIET_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class RayLines(logging.Filter):
+    """On Ray's log handlers: Tune's interrupt lines (hwnas says it its own way) are dropped; without
+    ``verbose`` an error record from Ray keeps only its first line, its traceback is left out."""
+
+    verbose = False
+    DROPPED = ("Tuner.restore(", "Stop signal received (e.g. via SIGINT/Ctrl+C)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("ray"):
+            return True
+        msg = record.getMessage()
+        if any(d in msg for d in self.DROPPED):
+            return False
+        if not self.verbose and (record.exc_info or "\n" in msg) and record.levelno >= logging.WARNING:
+            first = next((ln for ln in msg.splitlines() if ln.strip()), "")
+            record.msg, record.args = f"{first} (hwnas -v shows the details)", None
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
 
 
 def fmt(v: Any) -> str:

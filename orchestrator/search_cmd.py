@@ -23,9 +23,11 @@ results: <storage>/<name>/trials.parquet (every trial, rewritten as each trial f
 and checkpoints in the same folder. Read them with `hwnas pareto`. The console shows hwnas's progress
 lines; `hwnas -v search ...` adds Ray's own log lines.
 
-exit codes: 0 every trial completed; 1 some trial failed or is incomplete (the tables say which);
-2 bad input, found before any trial (config, profile, storage, an existing or unknown experiment);
-3 the results could not be written to the storage (a local copy is named) or another I/O error.
+exit codes: 0 every trial completed; 1 some trial failed or is incomplete (the tables say which), or the
+run was interrupted (Ctrl-C or SIGTERM: the last line says how to --resume it); 2 bad input, found before
+any trial (config, profile, storage, an existing, running or unknown experiment, a trial larger than any
+node of a local Ray); 3 the results could not be written to the storage, at the end or during the run
+(every trial's row is in ./hwnas-unsaved/NAME-TIME) or another I/O error; 130 interrupted before any trial.
 """
 
 EXIT_OK, EXIT_TRIALS_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_NOT_SAVED = 0, 1, 2, 3
@@ -88,17 +90,41 @@ def main(args: argparse.Namespace) -> int:
     exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
     if resume:  # the saved config, before Ray: an unknown name fails here and creates nothing
+        from .experiment_config import given_keys
         from .experiment_record import experiment_for_resume
 
-        exp = experiment_for_resume(resume, exp.storage, args.endpoint_url or "", exp if given else None)
+        keys = given_keys(preset=args.preset, config_file=args.config, sets=sets) if given else None
+        exp = experiment_for_resume(resume, exp.storage, args.endpoint_url or "", exp if given else None, keys)
     # RAY_ADDRESS is read here, at the entry point: Ray sets it for a Ray job's driver (hwnas submit)
     summary = run_experiment(exp, address=args.address, resume=bool(resume), verbose=bool(args.verbose),
                              ray_address_env=os.environ.get("RAY_ADDRESS"), overwrite=overwrite,
                              fallback_dir=str(Path.cwd() / "hwnas-unsaved"))
-    logging.getLogger("hwnas.search").info("finished")
+    log = logging.getLogger("hwnas.search")
+    if summary.interrupted:
+        log.warning("interrupted by %s", summary.interrupted)
+    elif not summary.unsaved:
+        log.info("finished")
     print(summary.describe())
     if summary.unsaved:
         print(f"hwnas search: error: the results could not be written to {summary.uri} ({summary.unsaved}); "
-              f"a local copy is in {summary.local_copy}", file=sys.stderr)
+              f"every trial's row is in {summary.local_copy}", file=sys.stderr)
         return EXIT_NOT_SAVED
+    if summary.interrupted and not summary.all_completed:
+        print(f"hwnas search: interrupted by {summary.interrupted}; the tables hold the trials so far; continue "
+              f"with: {resume_command(exp)}", file=sys.stderr)
+        return EXIT_TRIALS_NOT_COMPLETED
     return EXIT_OK if summary.all_completed else EXIT_TRIALS_NOT_COMPLETED
+
+
+def resume_command(exp) -> str:
+    """The command that continues ``exp``: ``hwnas search --resume NAME`` (+ the storage when not the default)."""
+    import shlex
+
+    from .storage import Storage
+
+    cmd = ["hwnas", "search", "--resume", exp.name]
+    if Storage.from_uri(exp.storage).uri != Storage.from_uri(None).uri:
+        cmd += ["--storage", Storage.from_uri(exp.storage).uri]
+    if exp.endpoint_url:
+        cmd += ["--endpoint-url", exp.endpoint_url]
+    return shlex.join(cmd)

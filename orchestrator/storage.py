@@ -202,8 +202,71 @@ class Storage:
             try:
                 atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
             except OSError as exc:
-                raise StorageWriteError(f"cannot write {self.uri_of(name)}: {exc.strerror or one_line(exc)}") from None
+                raise StorageWriteError(one_line(exc)) from None  # atomic_write names the target
         return self.uri_of(name)
+
+    # ------------------------------------------------------------------ conditional objects (S3: the claim)
+    def _client_for(self, name: str):
+        if self._client is None:
+            self._client = self._boto_client()
+        bucket, key = self.path(name).split("/", 1)
+        return self._client, bucket, key
+
+    def put_new(self, name: str, data: bytes) -> str | None:
+        """S3: create ``name`` only if no object has that key (``PutObject`` with ``If-None-Match: *``);
+        its ETag, or None when one exists (two writers can never both win). StorageWriteError otherwise."""
+        return self._put_conditional(name, data, IfNoneMatch="*")
+
+    def put_if_match(self, name: str, data: bytes, etag: str) -> str | None:
+        """S3: replace ``name`` only if it is still the object ``etag`` (``If-Match``); its new ETag, or None
+        when it changed or went away in between."""
+        return self._put_conditional(name, data, IfMatch=etag)
+
+    def _put_conditional(self, name: str, data: bytes, **condition: str) -> str | None:
+        from botocore import exceptions as bx
+
+        try:
+            client, bucket, key = self._client_for(name)
+            return client.put_object(Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
+        except bx.ClientError as exc:
+            if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409",
+                                    "NoSuchKey", "404"):
+                return None
+            raise StorageWriteError(f"cannot write {self.uri_of(name)}: {one_line(exc)}") from None
+        except (bx.BotoCoreError, ValueError) as exc:
+            raise StorageWriteError(f"cannot write {self.uri_of(name)}: {one_line(exc)}") from None
+
+    def get_versioned(self, name: str) -> tuple[bytes, str, float] | None:
+        """S3: (content, ETag, seconds since it was last written by the server's clock) of ``name``, or None
+        when it does not exist; StorageError when the store cannot be read."""
+        from botocore import exceptions as bx
+        from email.utils import parsedate_to_datetime
+
+        try:
+            client, bucket, key = self._client_for(name)
+            resp = client.get_object(Bucket=bucket, Key=key)
+            data = resp["Body"].read()
+        except bx.ClientError as exc:
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise StorageError(f"cannot read {self.uri_of(name)}: {one_line(exc)}") from None
+        except (bx.BotoCoreError, ValueError) as exc:
+            raise StorageError(f"cannot read {self.uri_of(name)}: {one_line(exc)}") from None
+        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        now = parsedate_to_datetime(date).timestamp() if date else None
+        written = resp["LastModified"].timestamp()
+        return data, resp["ETag"], max(0.0, (now if now is not None else written) - written)
+
+    def delete(self, name: str) -> None:
+        """Remove the object (S3) or file ``name``; nothing if it is not there. StorageWriteError otherwise."""
+        try:
+            if self.is_s3:
+                client, bucket, key = self._client_for(name)
+                client.delete_object(Bucket=bucket, Key=key)
+            else:
+                Path(self.path(name)).unlink(missing_ok=True)
+        except Exception as exc:  # noqa: BLE001 - botocore's and the OS's errors alike
+            raise StorageWriteError(f"cannot remove {self.uri_of(name)}: {one_line(exc)}") from None
 
     def read_bytes(self, name: str) -> bytes:
         """The whole object ``name``; FileNotFoundError if absent, StorageError if unreadable."""
@@ -257,6 +320,13 @@ class Storage:
 
     def __repr__(self) -> str:
         return f"Storage({self.uri!r}" + (f", endpoint_url={self.endpoint_url!r})" if self.endpoint_url else ")")
+
+
+def _error_code(exc) -> str:
+    """A botocore ClientError's code ("PreconditionFailed", "NoSuchKey", ...) or its HTTP status."""
+    err = getattr(exc, "response", {}) or {}
+    code = str(err.get("Error", {}).get("Code", ""))
+    return code or str(err.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
 
 
 def one_line(exc: BaseException) -> str:

@@ -68,7 +68,7 @@ def resolve_source(source: str, trial: str | None, rule: str | None,
             raise ValueError(f"{source} is a genotype file: --trial and --pick choose within an experiment")
         from cost_models.cli import load_genotype_file
 
-        genotype, config = load_genotype_file(source)
+        genotype, config = load_genotype_file(source, "SOURCE")
         return genotype, config, {"source": source}
     if not source.startswith("s3://") and not Path(source).is_dir():
         raise FileNotFoundError(f"SOURCE {source!r}: no such file, folder or s3:// URI")

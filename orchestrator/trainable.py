@@ -85,18 +85,70 @@ class TuneReporter:
             self._report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def restore_checkpoint(target: Path) -> bool:
-    """Copy the trial's last Tune checkpoint (if any) to ``target``; True if there was one."""
+def restore_checkpoint(target: Path, config: SearchConfig | None = None) -> bool:
+    """Copy the trial's last intact Tune checkpoint (if any) to ``target``; True if there was one.
+
+    Tune hands back the checkpoint its state points to. If that file cannot be resumed from (damaged,
+    truncated, overwritten: ``trainables.state.load_checkpoint`` refuses it, naming the real file, never
+    the local copy), the trial's earlier checkpoints in the same trial folder are tried, newest first
+    (Tune keeps ``CHECKPOINTS_KEPT``); if none is intact the search starts afresh. Either way one warning
+    line says which file was refused and what the trial does instead. ``weights_only`` loading stays."""
     ckpt = tune.get_checkpoint()
     if ckpt is None:
         return False
-    with ckpt.as_directory() as d:
-        src = Path(d) / CHECKPOINT_FILE
-        if not src.exists():
-            log.warning("Tune checkpoint %s has no %s; starting the search afresh", ckpt, CHECKPOINT_FILE)
-            return False
-        shutil.copy2(src, target)
-    return True
+    candidates = [ckpt.path, *earlier_checkpoints(ckpt)]
+    refused: list[str] = []
+    for path in candidates:
+        shown = checkpoint_uri(ckpt.filesystem, f"{path}/{CHECKPOINT_FILE}")
+        problem = fetch_checkpoint(ckpt.filesystem, f"{path}/{CHECKPOINT_FILE}", target, shown, config)
+        if problem is None:
+            if refused:
+                log.warning("%s; the trial resumes from the earlier checkpoint %s", refused[0], shown)
+            return True
+        refused.append(problem)
+    target.unlink(missing_ok=True)
+    if refused:
+        earlier = (f" (nor {len(refused) - 1} earlier one{'s' if len(refused) > 2 else ''})"
+                   if len(refused) > 1 else " (no earlier checkpoint is kept)")
+        log.warning("%s%s; the trial starts afresh", refused[0], earlier)
+    return False
+
+
+def earlier_checkpoints(ckpt) -> list[str]:
+    """The trial's other ``checkpoint_NNNNNN`` folders older than ``ckpt``, newest first."""
+    import pyarrow.fs as pafs
+
+    parent, _, name = ckpt.path.rstrip("/").rpartition("/")
+    try:
+        infos = ckpt.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    except OSError:
+        return []
+    names = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
+                    and i.base_name.startswith("checkpoint_") and i.base_name < name), reverse=True)
+    return [f"{parent}/{n}" for n in names]
+
+
+def checkpoint_uri(filesystem, path: str) -> str:
+    return f"s3://{path}" if getattr(filesystem, "type_name", "") == "s3" else path
+
+
+def fetch_checkpoint(filesystem, path: str, target: Path, shown: str, config: SearchConfig | None) -> str | None:
+    """Copy ``path`` to ``target`` and check that a search can resume from it; None if so, else why not
+    (one line naming ``shown``)."""
+    from trainables.state import CheckpointError, load_checkpoint
+
+    try:
+        with filesystem.open_input_stream(path) as f:
+            target.write_bytes(f.readall())
+    except (OSError, ValueError) as exc:  # missing from the storage, or the storage failed
+        return f"checkpoint {shown} cannot be read ({' '.join(str(exc).split())})"
+    if config is None:
+        return None
+    try:
+        load_checkpoint(target, config, shown=shown)
+    except CheckpointError as exc:
+        return str(exc).split("; remove it", 1)[0]  # the trial handles it: no advice to the user
+    return None
 
 
 def cost_query_fn(options: TrialOptions):
@@ -143,7 +195,7 @@ def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOption
     workdir = Path(tempfile.mkdtemp(prefix="hwnas-trial-"))
     try:
         checkpoint = workdir / CHECKPOINT_FILE
-        resumed = restore_checkpoint(checkpoint)
+        resumed = restore_checkpoint(checkpoint, search_config)
         if resumed:
             log.info("trial resumes from its checkpoint")
         reporter = TuneReporter(checkpoint, extra=_where(resumed))

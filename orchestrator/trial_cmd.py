@@ -6,12 +6,10 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, Mapping
 
 from searchspace.config import PRESETS, ConfigError, SearchConfig, parse_set, preset
-from searchspace.files import atomic_write_text, load_mapping
+from searchspace.files import atomic_write_text, check_writable, load_mapping, reason
 from searchspace.schema import add_set_argument
 
 log = logging.getLogger("hwnas.trial")
@@ -115,19 +113,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def check_out(path: str) -> None:
-    """Fail before the search (one line, exit 2) when ``--out`` cannot be written: a folder, a parent that
-    cannot be created, or one where no file can be created (probed with a temporary file, removed)."""
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"--out {path!r} is a folder; give a file name")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"--out {path!r}: cannot write there ({exc.strerror or exc})") from None
+def check_out(path: str, flag: str = "--out") -> None:
+    """Fail before the search (one line, exit 2) when ``flag``'s file cannot be written: a folder, a parent
+    that cannot be created, or one where no file can be created (``searchspace.files.check_writable``)."""
+    check_writable(path, flag)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads {args.threads}: give a positive number of threads, or 0 for every core")
     if args.out:
         check_out(args.out)
+    if args.checkpoint:  # written after every epoch: an unwritable place fails now, not after the first one
+        check_out(args.checkpoint, "--checkpoint")
     threads = set_trial_threads(trial_threads(args.threads or usable_cores(), usable_cores()))
     from cost_models import derived_network_cost, edge_cost_table
     from trainables import run_search
@@ -155,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, text + "\n")
     except OSError as exc:  # the search is done: never lose its result
         print(text)
-        print(f"hwnas trial: error: cannot write --out {args.out!r} ({exc.strerror or exc}); the record is "
+        print(f"hwnas trial: error: cannot write --out {args.out!r} ({reason(exc)}); the record is "
               "printed above", file=sys.stderr)
         return 3
     log.info("wrote %s", args.out)

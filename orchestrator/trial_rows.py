@@ -9,6 +9,7 @@ see ``orchestrator/storage.py``).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -16,6 +17,8 @@ import pyarrow as pa
 
 from .results import COMPLETED, FAILED, INCOMPLETE, PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
 from .storage import Storage
+
+log = logging.getLogger("hwnas.search")
 
 UNFINISHED = "stopped without a final record"  # error_message of an incomplete trial at the end of a run
 
@@ -82,6 +85,30 @@ def results_tables(rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table, pa.T
     return table, front_of(table), point_stats(table)
 
 
+def keep_stored_rows(folder: Storage, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` plus what the folder's trials.parquet holds that they would lose: a trial they lack, or a
+    completed trial that they have as not completed. A table in storage is never replaced by one with fewer
+    trials or fewer completed ones (a Tune state older than the table, a run that failed part-way). An
+    unreadable or missing table keeps nothing."""
+    from .results import conform
+
+    try:
+        stored = conform(folder.read_table(TRIALS_FILE)).to_pylist()
+    except (OSError, ValueError, pa.ArrowException):  # FileNotFoundError and a failing store alike
+        return rows
+    by_id = {r["trial_id"]: r for r in rows}
+    kept = []
+    for old in stored:
+        new = by_id.get(old["trial_id"])
+        if new is None or (old["status"] == COMPLETED and new["status"] != COMPLETED):
+            by_id[old["trial_id"]] = old
+            kept.append(old["trial_id"])
+    if kept:
+        log.warning("%s/%s: kept %d row(s) this run does not have as completed (%s)", folder.uri, TRIALS_FILE,
+                    len(kept), ", ".join(kept[:5]) + (" ..." if len(kept) > 5 else ""))
+    return list(by_id.values())
+
+
 def write_tables(folder: Storage, table: pa.Table, front: pa.Table, points: pa.Table) -> None:
     """trials.parquet first: it is the one that must never be lost."""
     from .seedstats import POINTS_FILE
@@ -92,4 +119,4 @@ def write_tables(folder: Storage, table: pa.Table, front: pa.Table, points: pa.T
 
 
 __all__ = ["COMPLETED", "FAILED", "INCOMPLETE", "PARETO_FILE", "TRIALS_FILE", "TrialOutcome", "error_text",
-           "result_rows", "results_tables", "write_results", "write_tables"]
+           "keep_stored_rows", "result_rows", "results_tables", "write_results", "write_tables"]

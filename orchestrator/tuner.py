@@ -12,6 +12,7 @@ fresh trainable, i.e. this run's options (a new cost actor); the searcher comes 
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Mapping
 
 import ray
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .experiment_config import ExperimentConfig
     from .storage import Storage
 
+log = logging.getLogger("hwnas.search")
+
 CHECKPOINTS_KEPT = 2  # per trial; the last one is what a restarted trial resumes from
 
 
@@ -39,6 +42,33 @@ def trial_resources(exp: "ExperimentConfig") -> dict[str, float]:
     if gpus > 0:
         res["gpu"] = gpus
     return res
+
+
+def check_resources(resources: Mapping[str, float], local: bool) -> None:
+    """A trial must fit on one node, or Tune waits for it forever. On a local Ray (this driver started it,
+    nothing can add nodes) a trial that fits on no node is a ValueError (exit 2, before any trial); on a
+    cluster (``--address``) it is a warning: an autoscaler may still add such a node."""
+    problem = resource_problem(resources, [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")])
+    if problem is None:
+        return
+    if local:
+        raise ValueError(f"{problem}, so no trial could ever start; lower it (--set cpus_per_trial=N / "
+                         "gpus_per_trial=N) or run on a cluster that has such a node (--address)")
+    log.warning("%s; the trials wait until a node that large joins the cluster (an autoscaler may start one, "
+                "otherwise they never start: stop with Ctrl-C and lower cpus_per_trial / gpus_per_trial)", problem)
+
+
+def resource_problem(resources: Mapping[str, float], nodes: list[Mapping[str, float]]) -> str | None:
+    """Why a trial needing ``resources`` ({"cpu", "gpu"}) fits on none of ``nodes`` (their resources), or
+    None when one node has enough."""
+    cpu, gpu = float(resources.get("cpu", 0.0)), float(resources.get("gpu", 0.0))
+    if any(n.get("CPU", 0.0) >= cpu and n.get("GPU", 0.0) >= gpu for n in nodes):
+        return None
+    most_cpu = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    most_gpu = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    need = f"{cpu:g} CPUs" + (f" and {gpu:g} GPUs" if gpu else "")
+    return (f"a trial needs {need} on one node (cpus_per_trial / gpus_per_trial), but the largest node of the "
+            f"Ray cluster has {most_cpu:g} CPUs and {most_gpu:g} GPUs ({len(nodes)} node{'s' if len(nodes) != 1 else ''})")
 
 
 def grid_param_space(exp: "ExperimentConfig") -> dict:

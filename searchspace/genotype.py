@@ -30,6 +30,33 @@ class CellGenotype:
         return sum(op == "skip_connect" for op, _, _ in self.edges)
 
 
+def _flag(value: Any, cell: int) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"genotype cell {cell}: 'reduction' must be true or false, got {value!r}")
+    return value
+
+
+def _node(value: Any, cell: int, edge: int, which: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):  # 1.7 is not node 1
+        raise ValueError(f"genotype cell {cell} edge {edge}: the {which} node must be a whole number, got {value!r}")
+    return value
+
+
+def _edge(e: Any, cell: int, edge: int) -> tuple[str, int, int]:
+    from .ops import CANDIDATES, OPS
+
+    if not isinstance(e, (list, tuple)) or len(e) != 3:
+        raise ValueError(f"genotype cell {cell} edge {edge}: expected [operator, from node, to node], got {e!r}")
+    op, a, b = e[0], _node(e[1], cell, edge, "from"), _node(e[2], cell, edge, "to")
+    if op not in CANDIDATES:
+        what = "is not an edge operator of the search space" if op in OPS else "is an unknown operator"
+        raise ValueError(f"genotype cell {cell} edge {edge}: {op!r} {what} (edge operators: {', '.join(CANDIDATES)})")
+    if not 0 <= a < b or b < 2:
+        raise ValueError(f"genotype cell {cell} edge {edge}: nodes {a} -> {b} are not an edge of a cell (inputs are "
+                         "nodes 0 and 1, intermediate nodes 2, 3, ...; an edge goes from a lower node to a higher one)")
+    return str(op), a, b
+
+
 @dataclass(frozen=True)
 class Genotype:
     """One entry per cell of the network (per-cell architecture parameters give per-cell genotypes)."""
@@ -41,12 +68,14 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Genotype":
+        """Checked, not coerced: every edge is [an edge operator, from node, to node] with whole-number node
+        indices, from < to and to >= 2 (a ValueError naming the cell and edge otherwise)."""
         try:
             cells = tuple(
-                CellGenotype(bool(c["reduction"]), tuple((str(op), int(a), int(b)) for op, a, b in c["edges"]))
-                for c in d["cells"]
+                CellGenotype(_flag(c["reduction"], i), tuple(_edge(e, i, j) for j, e in enumerate(c["edges"])))
+                for i, c in enumerate(d["cells"])
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError) as exc:
             raise ValueError(f"not a genotype dict ({exc!r}): expected {{'cells': [{{'reduction', 'edges'}}]}}") from None
         return cls(cells)
 

@@ -35,7 +35,7 @@ RAY_FREE = ("orchestrator.results", "orchestrator.pareto", "orchestrator.seedsta
             "orchestrator.plot", "orchestrator.tables", "orchestrator.storage", "orchestrator.pareto_cmd",
             "orchestrator.cli", "orchestrator.trial_cmd", "orchestrator.experiment_config", "orchestrator.experiment_record",
             "orchestrator.trial_rows", "orchestrator.scan_policy", "orchestrator.scan_space", "orchestrator.scan_metrics",
-            "orchestrator.picking", "orchestrator.recost")
+            "orchestrator.picking", "orchestrator.recost", "orchestrator.claim", "orchestrator.interrupts")
 
 
 def _modules() -> dict[str, Path]:

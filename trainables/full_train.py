@@ -28,6 +28,7 @@ from searchspace.train_config import TrainConfig
 
 from .cells import Network, derived_edge_spec
 from .data import Datasets, batches, load_datasets
+from .state import CheckpointError, torch_load
 from .supernet import memory_format
 from .train import accuracy
 
@@ -160,22 +161,32 @@ def train_full(search: SearchConfig, train: TrainConfig, genotype: Genotype, *, 
     identity = {"genotype": genotype.to_json(), "train": train.to_dict(), "nodes": search.nodes,
                 "stem_multiplier": search.stem_multiplier}
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{checkpoint}: not an hwnas train checkpoint (format {state.get('format')!r})")
-        same = {k: state["identity"][k] for k in ("genotype", "nodes", "stem_multiplier")} == \
-            {k: identity[k] for k in ("genotype", "nodes", "stem_multiplier")}
-        free = ("epochs", "profile", "cost_batch", "device")  # may change between runs: training is the same
-        old = {k: v for k, v in state["identity"]["train"].items() if k not in free}
+        remedy = "use another --out or delete it to start again"
+        state = torch_load(checkpoint, "train checkpoint", map_location=device)
+        found = state.get("format") if isinstance(state, dict) else None
+        if found != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{checkpoint}: not an hwnas train checkpoint (format {found!r}); {remedy}")
+        try:
+            same = {k: state["identity"][k] for k in ("genotype", "nodes", "stem_multiplier")} == \
+                {k: identity[k] for k in ("genotype", "nodes", "stem_multiplier")}
+            free = ("epochs", "profile", "cost_batch", "device")  # may change between runs: training is the same
+            old = {k: v for k, v in state["identity"]["train"].items() if k not in free}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{checkpoint}: a malformed train checkpoint ({type(exc).__name__}: {exc}); "
+                                  f"{remedy}") from None
         if not same or old != {k: v for k, v in train.to_dict().items() if k not in free}:
             raise ValueError(f"{checkpoint} belongs to another genotype or train config; use another --out or "
                              f"delete it to start again")
-        net.load_state_dict(state["model"])
-        if wrap.aux is not None:
-            wrap.aux.load_state_dict(state["aux"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["generator"])
-        history = list(state["history"])
+        try:
+            net.load_state_dict(state["model"])
+            if wrap.aux is not None:
+                wrap.aux.load_state_dict(state["aux"])
+            opt.load_state_dict(state["opt"])
+            gen.set_state(state["generator"])
+            history = list(state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{checkpoint}: a malformed train checkpoint ({type(exc).__name__}: "
+                                  f"{' '.join(str(exc).split())[:300]}); {remedy}") from None
         log.info("resuming from %s after epoch %d of %d", checkpoint, len(history), train.epochs)
     resumed = len(history)
     for epoch in range(resumed, train.epochs):

@@ -190,19 +190,46 @@ def save_checkpoint(path: str | Path, state: SearchState, config: SearchConfig) 
     atomic_write(path, lambda tmp: torch.save(plain, tmp))
 
 
-def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchState | None:
-    """The state saved at ``path``, None if there is no file; CheckpointError if it cannot be resumed."""
+def load_problem(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line, without torch's advice to retry
+    with ``weights_only=False`` (wrong for a damaged file, and unsafe for a file from a bucket)."""
+    text = str(exc)
+    if isinstance(exc, EOFError) or (not text.strip() and "pickle" in type(exc).__name__.lower()):
+        return "the file is empty or cut short"
+    if "WeightsUnpickler error:" in text:  # weights_only refused what the pickle holds
+        detail = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+        detail = " ".join(detail.split()) or "unsupported content"
+        return f"not a PyTorch file of plain tensors and numbers ({detail})"
+    if "PytorchStreamReader" in text:  # the zip container is damaged (truncated, overwritten)
+        return "damaged or truncated (" + " ".join(text.split(". ")[0].split()) + ")"
+    lines = [ln for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return f"{type(exc).__name__}: {' '.join(lines[0].split()) if lines else 'unreadable'}"
+
+
+def torch_load(path: str | Path, what: str, map_location: Any = "cpu", shown: str | None = None) -> Any:
+    """``torch.load(path, weights_only=True)``; a file that does not load is one ``CheckpointError`` line
+    naming ``shown`` (default: ``path``) and ``what`` it should have been."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle and zip errors have many types; all mean the same here
+        raise CheckpointError(f"{what} {shown or path} is unreadable: {load_problem(exc)}") from exc
+
+
+def load_checkpoint(path: str | Path | None, config: SearchConfig, shown: str | None = None) -> SearchState | None:
+    """The state saved at ``path``, None if there is no file; CheckpointError if it cannot be resumed.
+    ``shown``: the name the messages give the file (the real file when ``path`` is a local copy)."""
     if path is None or not Path(path).exists():
         return None
     remedy = "remove it to start the trial afresh"
+    name = shown or str(path)
     try:
         plain = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle errors have many types; all mean the same here
-        raise CheckpointError(f"checkpoint {path} is unreadable or not a {FORMAT} file (written by an older hwnas, "
-                              f"or not a checkpoint): {type(exc).__name__}: {_first_line(exc)}; {remedy}") from exc
+        raise CheckpointError(f"checkpoint {name} is unreadable or not a {FORMAT} file (written by an older hwnas, "
+                              f"or not a checkpoint): {load_problem(exc)}; {remedy}") from exc
     found = plain.get("format") if isinstance(plain, dict) else None
     if found != FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {found!r}, this hwnas reads {FORMAT!r} "
+        raise CheckpointError(f"checkpoint {name} has format {found!r}, this hwnas reads {FORMAT!r} "
                               f"(written by another hwnas version); {remedy}")
     # a key the saved config lacks was added by a later hwnas: it ran with that key's default, or with
     # the behaviour the key was introduced to keep selectable (_BEFORE_KEY)
@@ -211,12 +238,12 @@ def load_checkpoint(path: str | Path | None, config: SearchConfig) -> SearchStat
     want = _identity(config.to_dict())
     if saved != want:
         diff = sorted(k for k in set(saved) | set(want) if saved.get(k) != want.get(k))
-        raise CheckpointError(f"checkpoint {path} was written by another config (differs in: {', '.join(diff)}); "
+        raise CheckpointError(f"checkpoint {name} was written by another config (differs in: {', '.join(diff)}); "
                               "remove it or run with the config that wrote it")
     try:
         return SearchState.from_plain(plain)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is malformed ({type(exc).__name__}: {exc}); {remedy}") from exc
+        raise CheckpointError(f"checkpoint {name} is malformed ({type(exc).__name__}: {exc}); {remedy}") from exc
 
 
 def _identity(config: dict) -> dict:
@@ -224,8 +251,3 @@ def _identity(config: dict) -> dict:
     out = {k: v for k, v in config.items() if k not in _IGNORED_KEYS}
     out["arch_step"] = resolved_arch_step(out["arch_step"], out["arch_data"])
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
