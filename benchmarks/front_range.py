@@ -117,8 +117,8 @@ def widest_gaps(rows: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any
     measure. Each gap: its length, the lambda and the energy at both ends."""
     import numpy as np
 
-    from orchestrator.pareto import pareto_mask
-    from orchestrator.scan_metrics import front_gaps, minmax_bounds
+    from results.pareto import pareto_mask
+    from results.scan_metrics import front_gaps, minmax_bounds
 
     done = scan_order(rows)
     if len(done) < 2:
@@ -167,7 +167,7 @@ def rms(values: Sequence[float | None]) -> float | None:
 # ---------------------------------------------------------------------------------------------- running
 def search_command(preset: str, seed: int, name: str, storage: str, sets: Sequence[str], adaptive: bool,
                    loopback: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", preset, "--name", name, "--storage",
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--preset", preset, "--name", name, "--storage",
            storage, "--set", *sets, f"seeds=[{seed}]"]
     if adaptive:
         cmd += ["--scan", "adaptive"]
@@ -203,8 +203,8 @@ def cheapest_energy(config_json: str | None) -> tuple[float | None, Any]:
 
 def collect(uri: str) -> dict[str, Any]:
     """The experiment's trials (ROW_KEYS), its front size and the network its costs are for."""
-    from orchestrator.results import front_network_label
-    from orchestrator.tables import load_front
+    from results.schema import front_network_label
+    from results.tables import load_front
 
     trials, front = load_front(uri)
     rows = trials.to_pylist()

@@ -30,7 +30,7 @@ from pathlib import Path
 log = logging.getLogger("main_job_compare")
 ROOT = Path(__file__).resolve().parent.parent
 FRONT_COLUMNS = ("lambda_time", "lambda_energy", "seed", "accuracy", "dram_time_us", "dram_energy_uj")
-CLI = "from orchestrator.cli import main; raise SystemExit(main())"
+CLI = "from hwnas.cli import main; raise SystemExit(main())"
 
 
 @dataclass(frozen=True)

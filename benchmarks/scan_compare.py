@@ -39,11 +39,11 @@ def main() -> int:
 
     import ray
 
-    from orchestrator.compare import compare_rows
-    from orchestrator.plot import plot_compare
-    from orchestrator.tables import Experiment, load_experiment
+    from results.compare import compare_rows
+    from results.plot import plot_compare
+    from results.tables import Experiment, load_experiment
     from orchestrator.experiment import run_experiment
-    from orchestrator.experiment_config import load_experiment_config
+    from results.experiment_config import load_experiment_config
 
     storage = args.storage or tempfile.mkdtemp(prefix="hwnas-scan-compare-")
     k = args.budget - 1

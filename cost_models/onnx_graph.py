@@ -25,7 +25,7 @@ An unsupported op is a ``CostQueryError`` naming the op and its node. Imports on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from searchspace.ops import Primitive
 from .accounting import KERNEL, Term, op_term, tensor_bytes
 from .onnx_nodes import OPERATOR_KINDS, NodeReader, NodeRecord, OnnxGraph, numel
 from .profile import CostQueryError, Profile, load_profile
-from .onnx_residency import resident_terms
+from .onnx_residency import Region, resident_terms
 from .traffic import primitives_cost
 
 log = logging.getLogger(__name__)
@@ -54,22 +54,6 @@ class GraphPrimitive(Primitive):
     @property
     def weight_elements(self) -> int:
         return super().weight_elements + self.extra_weight_elements
-
-
-
-@dataclass
-class Region:
-    """A kernel group: its records, its round-trip traffic, and what the residency schedule needs."""
-
-    kind: str  # "op", "add", "join", "copy"
-    recs: list[int] = field(default_factory=list)
-    term: Term = field(default_factory=Term)
-    out: str = ""
-    ext: str = ""  # op: the one tensor it reads
-    scratch: int = 0  # op: OpCost.scratch_bytes
-    into: str = ""  # op: the output of the add it is summed into on chip (its write and latency are the add's)
-    leaves: list[str] = field(default_factory=list)  # add / join / copy: the tensors it reads (add: not summed)
-    copies: list[str] = field(default_factory=list)  # fused join: parts it copies (graph inputs, shared parts)
 
 
 @dataclass(frozen=True)

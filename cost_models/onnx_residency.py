@@ -8,22 +8,36 @@ it cannot own (graph inputs, parts joined twice). Here each region becomes a ker
 add together with the operator regions summed into it), reading through in-place concats to their
 parts, so a tensor can stay on chip between the kernel that writes it and those that read it.
 
-Each region's ``internal`` part is its round-trip term less the reads and the write the schedule now
-decides, so when nothing stays on chip every region pays exactly its round-trip term again.
+``Region`` (a kernel group) is defined here and built by ``onnx_graph``. Each region's ``internal`` part
+is its round-trip term less the reads and the write the schedule now decides, so when nothing stays on
+chip every region pays exactly its round-trip term again.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from .accounting import KERNEL, Term
 from .profile import Profile
 from .residency import Kernel, schedule
 
-if TYPE_CHECKING:  # the regions' type only: onnx_graph imports this module
-    from .onnx_graph import Region
+
+@dataclass
+class Region:
+    """A kernel group: its records, its round-trip traffic, and what the residency schedule needs."""
+
+    kind: str  # "op", "add", "join", "copy"
+    recs: list[int] = field(default_factory=list)
+    term: Term = field(default_factory=Term)
+    out: str = ""
+    ext: str = ""  # op: the one tensor it reads
+    scratch: int = 0  # op: OpCost.scratch_bytes
+    into: str = ""  # op: the output of the add it is summed into on chip (its write and latency are the add's)
+    leaves: list[str] = field(default_factory=list)  # add / join / copy: the tensors it reads (add: not summed)
+    copies: list[str] = field(default_factory=list)  # fused join: parts it copies (graph inputs, shared parts)
 
 
-def resident_terms(profile: Profile, order: list["Region"], size_of: Callable[[str], int], inputs: Iterable[str],
+def resident_terms(profile: Profile, order: list[Region], size_of: Callable[[str], int], inputs: Iterable[str],
                    outputs: Iterable[str]) -> dict[int, tuple[Term, int, int]]:
     """id(region) -> (term, on-chip bytes, spilled bytes) under the resident rule, regions in execution order."""
     sizes: dict[str, int] = {}
@@ -46,12 +60,12 @@ def resident_terms(profile: Profile, order: list["Region"], size_of: Callable[[s
     def write_term(t: str) -> Term:
         return Term(dram_write_bytes=sizes[t], compulsory_bytes=sizes[t])
 
-    summed: dict[str, list["Region"]] = {}  # an add's output -> the operator regions summed into it
+    summed: dict[str, list[Region]] = {}  # an add's output -> the operator regions summed into it
     for reg in order:
         if reg.kind == "op" and reg.into:
             summed.setdefault(reg.into, []).append(reg)
     kernels: list[Kernel] = []
-    owners: list[list["Region"]] = []  # per kernel: its regions, the main one (add, or the only one) last
+    owners: list[list[Region]] = []  # per kernel: its regions, the main one (add, or the only one) last
     for reg in order:
         if reg.kind == "op" and reg.into:
             continue  # inside its add's kernel

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from ray import tune
 
-from .storage import Storage
-from .trial_rows import TrialOutcome, error_text, keep_stored_rows, result_rows, results_tables, write_tables
+from results.storage import Storage
+from results.trial_rows import TrialOutcome, error_text, keep_stored_rows, result_rows, results_tables, write_tables
 
 log = logging.getLogger("hwnas.search")
 

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from ray import tune
 
-from .results import config_network_label
+from results.dimensions import DIMENSIONS, point_text
+from results.schema import config_network_label
 
 log = logging.getLogger("hwnas.search")
 
@@ -70,10 +71,8 @@ def fmt(v: Any) -> str:
 
 
 def point_of(config: Mapping[str, Any]) -> str:
-    """A trial's scan point for its console lines; a budget is named when it is set."""
-    budgets = "".join(f" {k}={config[k]}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if config.get(k))
-    return (f"seed={config.get('seed')} lambda_time={config.get('lambda_time')} "
-            f"lambda_energy={config.get('lambda_energy')}{budgets} profile={config.get('profile')}")
+    """A trial's scan point for its console lines: every scan dimension, a budget only when it is set."""
+    return point_text(config, DIMENSIONS, numbers="raw")
 
 
 def phase_of(result: Mapping[str, Any], config: Mapping[str, Any]) -> str:

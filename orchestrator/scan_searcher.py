@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 import pyarrow.fs as pafs
 from ray.tune.search import Searcher
 
-from .scan_policy import DONE, ScanPolicy
+from results.scan_policy import DONE, ScanPolicy
 
 if TYPE_CHECKING:
-    from .storage import Storage
+    from results.storage import Storage
 
 log = logging.getLogger("hwnas.search")
 

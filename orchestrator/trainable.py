@@ -178,7 +178,7 @@ def trial_threads_from_ray() -> int:
     left to OMP_NUM_THREADS, so trials x threads never oversubscribe the cores (``trial_threads``)."""
     import ray
 
-    from .trial_cmd import set_trial_threads, trial_threads, usable_cores
+    from trainables.threads import set_trial_threads, trial_threads, usable_cores
 
     slots = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     return set_trial_threads(trial_threads(slots, usable_cores()))

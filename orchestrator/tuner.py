@@ -1,39 +1,35 @@
-"""The experiment's one Tune ``Tuner``: a grid, or the adaptive scan's searcher, in ``<storage>/<name>``.
+"""The experiment's one Tune ``Tuner`` in ``<storage>/<name>``, and the resources of its trials.
 
-- grid: ``param_space`` is the base ``SearchConfig`` dict with ``tune.grid_search`` over seeds x
-  lambda_time x lambda_energy x profiles (Tune's plain variant generator).
-- adaptive: ``param_space`` is the plain base config and ``ScanSearcher`` suggests every trial's point.
-
-Either way the trainable is ``make_trainable(options, resources)``: the orchestrator's ``TrialOptions``
-travel through ``tune.with_parameters``, so a trial's config is exactly its ``SearchConfig`` dict. The
-callbacks: the console's progress lines and ``LiveResults`` (the tables rewritten as trials finish).
-``restore_tuner`` continues an interrupted experiment (``Tuner.restore``, errored trials rerun) with a
-fresh trainable, i.e. this run's options (a new cost actor); the searcher comes back from Tune's state.
+What the Tuner runs comes from the experiment's scan strategy (``orchestrator/scan_strategy.py``: the
+grid's ``param_space``, or the adaptive scan's searcher). Either way the trainable is
+``make_trainable(options, resources)``: the orchestrator's ``TrialOptions`` travel through
+``tune.with_parameters``, so a trial's config is exactly its ``SearchConfig`` dict. The callbacks: the
+console's progress lines and ``LiveResults`` (the tables rewritten as trials finish). ``restore_tuner``
+continues an interrupted experiment (``Tuner.restore``, errored trials rerun) with a fresh trainable,
+i.e. this run's options (a new cost actor); the searcher comes back from Tune's state.
 """
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import ray
 from ray import tune
 
+from results.experiment_config import ExperimentConfig
+from results.storage import Storage
+
 from .live_results import LiveResults
 from .progress import ProgressCallback
-from .scan_policy import ScanPolicy, ScanSettings
-from .scan_searcher import ScanSearcher
+from .scan_strategy import AdaptiveScan, GridScan
 from .trainable import TrialOptions, make_trainable
-
-if TYPE_CHECKING:
-    from .experiment_config import ExperimentConfig
-    from .storage import Storage
 
 log = logging.getLogger("hwnas.search")
 
 CHECKPOINTS_KEPT = 2  # per trial; the last one is what a restarted trial resumes from
 
 
-def trial_resources(exp: "ExperimentConfig") -> dict[str, float]:
+def trial_resources(exp: ExperimentConfig) -> dict[str, float]:
     """{"cpu": ..., "gpu": 1} when the cluster has GPUs (gpus_per_trial=-1), CPU only otherwise."""
     gpus = exp.gpus_per_trial
     if gpus < 0:
@@ -71,55 +67,28 @@ def resource_problem(resources: Mapping[str, float], nodes: list[Mapping[str, fl
             f"Ray cluster has {most_cpu:g} CPUs and {most_gpu:g} GPUs ({len(nodes)} node{'s' if len(nodes) != 1 else ''})")
 
 
-def grid_param_space(exp: "ExperimentConfig") -> dict:
-    """The grid's param_space; ``exp.grid_points()`` lists the same points without Ray."""
-    space = exp.search.to_dict()
-    space.update(seed=tune.grid_search(list(exp.seeds)), lambda_time=tune.grid_search(list(exp.lambda_time)),
-                 lambda_energy=tune.grid_search(list(exp.lambda_energy)),
-                 dram_time_budget_us=tune.grid_search(list(exp.dram_time_budget_us)),
-                 dram_energy_budget_uj=tune.grid_search(list(exp.dram_energy_budget_uj)),
-                 profile=tune.grid_search(list(exp.profile_list)))
-    return space
-
-
-def trial_count(exp: "ExperimentConfig") -> int:
-    """Trials the experiment runs (grid) or at most runs (adaptive: its budget)."""
-    return ScanSettings.of(exp).budget if exp.scan == "adaptive" else len(exp.grid_points())
-
-
-def _run_config(exp: "ExperimentConfig", storage: "Storage", round_of=None) -> tune.RunConfig:
-    """``round_of`` (trial id -> suggestion batch) numbers the live tables' rows of an adaptive scan."""
+def run_config(exp: ExperimentConfig, strategy: GridScan | AdaptiveScan, storage: Storage) -> tune.RunConfig:
+    """Where the Tuner writes, how it retries and checkpoints, its callbacks; the strategy numbers the live
+    tables' rows (an adaptive scan's suggestion batches) and says how many trials the console counts."""
     storage_path, storage_fs = storage.tune_storage()
     live = LiveResults(storage, exp.name)
-    live.round_of = round_of
+    live.round_of = strategy.round_of
     return tune.RunConfig(
         name=exp.name, storage_path=storage_path, storage_filesystem=storage_fs,
         failure_config=tune.FailureConfig(max_failures=exp.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-        callbacks=[ProgressCallback(trial_count(exp), upper_bound=exp.scan == "adaptive"), live], verbose=0)
+        callbacks=[ProgressCallback(strategy.trial_count(), upper_bound=strategy.upper_bound), live], verbose=0)
 
 
-def build_tuner(exp: "ExperimentConfig", storage: "Storage", options: TrialOptions,
-                resources: Mapping[str, float]) -> tuple[tune.Tuner, ScanSearcher | None]:
-    """A new Tuner for the experiment, and its searcher (None for a grid)."""
-    trainable = make_trainable(options, resources)
-    limit = exp.max_concurrent_trials or None
-    if exp.scan == "grid":
-        return tune.Tuner(trainable, param_space=grid_param_space(exp), run_config=_run_config(exp, storage),
-                          tune_config=tune.TuneConfig(max_concurrent_trials=limit)), None
-    if exp.scan != "adaptive":
-        raise ValueError(f"scan {exp.scan!r} is not implemented by build_tuner")
-    policy = ScanPolicy(ScanSettings.of(exp))
-    searcher = ScanSearcher(policy, exp.search.to_dict())
-    # num_samples bounds what Tune asks for: never more than the budget (the policy stops earlier)
-    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=policy.settings.budget,
-                                  max_concurrent_trials=limit)
-    return tune.Tuner(trainable, param_space=exp.search.to_dict(),
-                      run_config=_run_config(exp, storage, round_of=policy.batch_of),
-                      tune_config=tune_config), searcher
+def build_tuner(exp: ExperimentConfig, strategy: GridScan | AdaptiveScan, storage: Storage, options: TrialOptions,
+                resources: Mapping[str, float]) -> tune.Tuner:
+    """A new Tuner for the experiment, running its strategy's trials."""
+    tune_config = strategy.tune_config(exp.max_concurrent_trials or None)  # the searcher first: round_of reads it
+    return tune.Tuner(make_trainable(options, resources), param_space=strategy.param_space(),
+                      run_config=run_config(exp, strategy, storage), tune_config=tune_config)
 
 
-def restore_tuner(exp: "ExperimentConfig", storage: "Storage", options: TrialOptions,
+def restore_tuner(exp: ExperimentConfig, storage: Storage, options: TrialOptions,
                   resources: Mapping[str, float]) -> tune.Tuner:
     """The interrupted experiment's Tuner from its state in ``<storage>/<name>`` (ValueError if none)."""
     storage_path, storage_fs = storage.tune_storage()

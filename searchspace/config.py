@@ -73,7 +73,7 @@ class SearchConfig:
                                      "weighs what the shipped cell trains like (benchmarks/search_quality.py: "
                                      "lambda-0 accuracy 0.77 vs 0.60 with the BN, random median 0.745)")
 
-    # --- the two-stage search (seed 1)
+    # --- the two-stage search (the search patent, CN112561027A)
     groups: str = setting("default", "\"default\" (the patent's four groups), \"learned:K\" (clustered), or "
                           "\"name=op,op;name=op\"", check=_check_groups)
     representatives: tuple[str, ...] = setting((), "stage-1 representative per group; [] = each group's first "
@@ -154,7 +154,8 @@ class SearchConfig:
                               "trial's data stream); seed k >= 1 draws its init and data order from (seed, k)", ge=1)
     eval_layers: int = setting(0, "target network cells; 0 = same as layers", ge=0)
     eval_channels: int = setting(0, "target network initial channels; 0 = same as channels", ge=0)
-    eval_lr: float = setting(0.05, "target network SGD learning rate, cosine to 0", gt=0)
+    eval_lr: float = setting(0.05, "target network SGD learning rate, cosine-annealed to 1e-4 over eval_epochs "
+                             "(EVAL_LR_MIN, trainables/target.py)", gt=0)
     eval_batch_size: int = setting(64, "target network batch size", ge=1)
     eval_train_size: int = setting(0, "training images of the target network (0 = the search's); it is far "
                                    "cheaper than the supernet, so a short protocol can afford more data", ge=0)

@@ -1,4 +1,5 @@
-"""Operator groups (seed 1, claims 2 and 5): candidate operators clustered into groups of one kind.
+"""Operator groups (the search patent, CN112561027A, claims 2 and 5): candidate operators clustered into
+groups of one kind.
 
 * ``default``: the patent's four groups: pools, skip, separable convs, dilated separable convs.
 * ``learned:K``: groups computed by clustering the operators (claim 2): every candidate runs on the

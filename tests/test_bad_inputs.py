@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from orchestrator.cli import main as hwnas
+from hwnas.cli import main as hwnas
 
 EDGES = [["sep_conv_3x3", 0, 2], ["skip_connect", 1, 2], ["max_pool_3x3", 0, 3], ["dil_conv_3x3", 1, 3],
          ["avg_pool_3x3", 0, 4], ["sep_conv_3x3", 2, 4], ["skip_connect", 1, 5], ["dil_conv_3x3", 3, 5]]
@@ -150,9 +150,9 @@ def test_case8_an_empty_config_file_is_refused(tmp_path, capsys, text):
 
 # ------------------------------------------------------------------ case 9: pareto --out names its file
 def test_case9_pareto_out_error_names_the_file_before_reading(tmp_path, capsys):
-    from orchestrator.experiment import write_results
-    from orchestrator.results import make_row
-    from orchestrator.storage import Storage
+    from results.trial_rows import write_results
+    from results.schema import make_row
+    from results.storage import Storage
 
     cfg = dict(seed=0, lambda_time=0.0, lambda_energy=0.0, profile="mobile-npu", dataset="synthetic")
     rec = dict(cfg, phase="done", accuracy=0.5, dram_time_us=1.0, dram_energy_uj=1.0, genotype="{}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli
-from orchestrator.results import SCHEMA
+from hwnas import cli
+from results.schema import SCHEMA
 
 ray = pytest.importorskip("ray")
 

@@ -7,15 +7,15 @@ import math
 
 import pytest
 
-from orchestrator import scan_policy as P
-from orchestrator import scan_space as S
-from orchestrator.experiment_config import load_experiment_config
-from orchestrator.pareto_cmd import BUDGET_TABLE_COLUMNS, TABLE_COLUMNS, render
+from results import scan_policy as P
+from results import scan_space as S
+from results.experiment_config import load_experiment_config
+from hwnas.cli.pareto import BUDGET_TABLE_COLUMNS, TABLE_COLUMNS, render
 from orchestrator.progress import point_of
-from orchestrator.results import SCHEMA, conform, make_row, rows_to_table
-from orchestrator.scan_metrics import SCAN_SCHEMA, batch_scan_rows, conform_scan, grid_scan_table, scan_table
-from orchestrator.seedstats import describe_points, point_stats
-from orchestrator.trial_rows import TrialOutcome, result_rows
+from results.schema import SCHEMA, conform, make_row, rows_to_table
+from results.scan_metrics import SCAN_SCHEMA, batch_scan_rows, conform_scan, grid_scan_table, scan_table
+from results.seedstats import describe_points, point_stats
+from results.trial_rows import TrialOutcome, result_rows
 from searchspace.config import ConfigError
 
 
@@ -133,7 +133,7 @@ def test_pareto_table_and_progress_name_budgets_when_set():
 
 
 def test_plot_labels_name_budgets_when_set():
-    from orchestrator.plot import point_label
+    from results.plot import point_label
 
     assert point_label({"lambda_time": 0.5, "lambda_energy": 0.0}) == "lt=0.5 le=0"
     assert point_label({"lambda_time": 0.0, "lambda_energy": 0.0, "dram_time_budget_us": 40.0,

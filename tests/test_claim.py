@@ -1,4 +1,4 @@
-"""One driver per experiment folder (issue #24 case 1; ``orchestrator/claim.py``).
+"""One driver per experiment folder (issue #24 case 1; ``results/claim.py``).
 
 - Two real ``hwnas search`` drivers (subprocesses, each with its own local Ray) started at the same moment
   with the same name and storage: one runs, the other exits 2 before Ray naming the winner's start time,
@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.claim import CLAIM_FILE, Claim, ExperimentInUse, Holder, stale_or_absent
-from orchestrator.experiment_record import TUNE_STATE_FILE, ExperimentExists, claim_folder
-from orchestrator.storage import Storage
+from results.claim import CLAIM_FILE, Claim, ExperimentInUse, Holder, stale_or_absent
+from results.experiment_record import TUNE_STATE_FILE, ExperimentExists, claim_folder
+from results.storage import Storage
 from tests.test_multinode import TINY, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def driver(tmp_path: Path, name: str, log: str, *args: str) -> subprocess.Popen:
     out = open(tmp_path / log, "w")
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage",
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--preset", "smoke", "--storage",
            str(tmp_path / "res"), "--name", name, *args]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -39,7 +39,7 @@ def driver(tmp_path: Path, name: str, log: str, *args: str) -> subprocess.Popen:
 
 def holder_process(folder: Path, name: str) -> subprocess.Popen:
     """Another process holding the claim on ``folder`` until its stdin closes; prints its pid when held."""
-    code = ("import sys; from orchestrator.claim import Claim; from orchestrator.storage import Storage; "
+    code = ("import sys; from results.claim import Claim; from results.storage import Storage; "
             f"c = Claim.create(Storage.from_uri({str(folder.parent)!r}).child({name!r}), {name!r}); "
             "print('held', flush=True); sys.stdin.read(); c.release()")
     p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

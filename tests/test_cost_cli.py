@@ -1,4 +1,4 @@
-"""``hwnas cost``: through orchestrator.cli.main (in process) and once through the installed console script."""
+"""``hwnas cost``: through hwnas.cli.main (in process) and once through the installed console script."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cost_models import op_cost
-from orchestrator.cli import main
+from hwnas.cli import main
 
 KEYS = {"dram_read_bytes", "dram_write_bytes", "compulsory_bytes", "dram_time_us", "dram_energy_uj"}
 
@@ -189,6 +189,6 @@ def test_set_and_rows_need_a_genotype(capsys):
 
 def test_network_mode_imports_no_torch(tmp_path):
     path = _write(tmp_path, "g.json", _genotype())
-    code = ("import sys; from orchestrator.cli import main; rc = main(['cost', '--genotype', %r, '--rows']); "
+    code = ("import sys; from hwnas.cli import main; rc = main(['cost', '--genotype', %r, '--rows']); "
             "assert rc == 0 and 'torch' not in sys.modules and 'ray' not in sys.modules" % path)
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -288,5 +288,5 @@ def test_the_ranking_follows_the_deployed_geometry():
 
 
 def test_importing_cost_models_does_not_import_ray():
-    code = "import sys, cost_models, cost_models.cli, cost_models.network; assert 'ray' not in sys.modules"
+    code = "import sys, cost_models, hwnas.cli.cost, cost_models.network; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.claim import CLAIM_FILE
+from results.claim import CLAIM_FILE
 from tests.test_faults import second_checkpoint
 from tests.test_multinode import TINY, final_results, wait_until
 from tests.test_storage_faults import finish, start_driver

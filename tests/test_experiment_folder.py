@@ -12,15 +12,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli, experiment
+from hwnas import cli
+from orchestrator import experiment
 from orchestrator.experiment import save_results
-from orchestrator.experiment_config import load_experiment_config
-from orchestrator.experiment_record import (RECORD_FILE, TUNE_STATE_FILE, ExperimentExists, experiment_for_resume,
+from results.trial_rows import write_results
+from results.experiment_config import load_experiment_config
+from results.experiment_record import (RECORD_FILE, TUNE_STATE_FILE, ExperimentExists, experiment_for_resume,
                                             prepare_folder, read_record, write_record)
-from orchestrator.results import make_row, rows_to_table
-from orchestrator.seedstats import point_stats
-from orchestrator.storage import Storage, StorageWriteError
-from orchestrator.trial_rows import results_tables
+from results.schema import make_row, rows_to_table
+from results.seedstats import point_stats
+from results.storage import Storage, StorageWriteError
+from results.trial_rows import results_tables
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def a_finished_experiment(storage: Storage, name: str, n: int = 2) -> None:
     write_record(storage, exp)
     folder = storage.child(name)
     folder.write_bytes(TUNE_STATE_FILE, b"tune state")
-    experiment.write_results(storage, name, rows(n))
+    write_results(storage, name, rows(n))
 
 
 # ---------------------------------------------------------------------------------------------- new run
@@ -159,7 +161,7 @@ def test_failed_writes_are_one_oserror_naming_the_object(tmp_path, s3_bucket, s3
 
 
 def test_a_failed_final_write_keeps_a_local_copy(tmp_path, s3_bucket, s3_env, caplog):
-    from orchestrator.scan_metrics import grid_scan_table
+    from results.scan_metrics import grid_scan_table
 
     table, front, points = results_tables(rows(3))
     scan = grid_scan_table(table, 1.0)

@@ -5,7 +5,7 @@ import json
 import onnx
 import pytest
 
-from orchestrator.cli import main as hwnas
+from hwnas.cli import main as hwnas
 
 EDGES = [["sep_conv_3x3", 0, 2], ["max_pool_3x3", 1, 2], ["dil_conv_3x3", 0, 3], ["skip_connect", 1, 3],
          ["avg_pool_3x3", 0, 4], ["sep_conv_5x5", 1, 4], ["skip_connect", 0, 5], ["dil_conv_5x5", 2, 5]]

@@ -153,8 +153,8 @@ def assert_equals_uninterrupted(row: dict) -> None:
 def test_b_cost_service_killed_mid_call_trial_completes_without_retry(cluster, tmp_path, capsys):
     """The cost actor marks each call in flight (probe_dir) and holds it while probe/hold exists: the test
     SIGKILLs it exactly then, releases the hold, and Ray's restarted actor answers the re-sent call."""
-    from orchestrator.experiment import run_experiment
-    from orchestrator.experiment_config import load_experiment_config
+    from orchestrator.experiment import RunOptions, run_experiment
+    from results.experiment_config import load_experiment_config
 
     c, _ = cluster
     probe = tmp_path / "probe"
@@ -174,7 +174,7 @@ def test_b_cost_service_killed_mid_call_trial_completes_without_retry(cluster, t
     killer = in_background(kill_cost_service_in_call)
     exp = load_experiment_config(preset="smoke", storage=str(tmp_path), name="b",
                                  sets=[*TINY, "lambda_time=[1]", "lambda_energy=[1]", "max_failures=0"])
-    summary = run_experiment(exp, address=c.address, cost_probe_dir=str(probe))
+    summary = run_experiment(exp, RunOptions(address=c.address, cost_probe_dir=str(probe)))
     killer.join(5)
     assert killer.error is None and killed
     capsys.readouterr()
@@ -200,7 +200,7 @@ def test_b_cost_service_killed_mid_call_trial_completes_without_retry(cluster, t
 def test_c_sigint_driver_then_resume(cluster, tmp_path):
     c, _ = cluster
     before_dead = set(trial_actors("DEAD"))
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
            "--name", "c", "--address", c.address, "--set", *TINY, "lambda_time=[0,1]", "max_concurrent_trials=1"]
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -230,7 +230,7 @@ def test_c_sigint_driver_then_resume(cluster, tmp_path):
 
 
 def cli_main(argv: list[str]) -> int:
-    from orchestrator import cli
+    from hwnas import cli
 
     return cli.main(argv)
 
@@ -268,7 +268,7 @@ def test_e_adaptive_scan_interrupted_then_restored(cluster, tmp_path):
     before_dead = set(trial_actors("DEAD"))
     sets = [*TINY, "lambda_time=[0,1]", "scan=adaptive", "scan_init=1", "scan_budget=4", "scan_batch=1",
             "scan_rounds=5", "scan_min_gain=0", "max_concurrent_trials=1"]
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
            "--name", "e", "--address", c.address, "--set", *sets]
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -299,7 +299,7 @@ def test_f_sigkilled_driver_leaves_the_finished_trials_rows(cluster, tmp_path):
     """Rows reach storage as trials finish (orchestrator/live_results.py): a driver killed with SIGKILL
     (no chance to write anything at the end) leaves trials.parquet with the finished trial completed."""
     c, _ = cluster
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
            "--name", "f", "--address", c.address, "--set", *TINY, "lambda_time=[0,1]", "max_concurrent_trials=1"]
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     table = tmp_path / "f" / "trials.parquet"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli
+from hwnas import cli
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,11 +84,11 @@ def final_results(storage: Path, name: str) -> dict[str, dict]:
 
 def run(cluster, storage: Path, name: str, *sets: str):
     """``run_experiment`` against the cluster, tiny trials; the ExperimentSummary (with ``cost_stats``)."""
-    from orchestrator.experiment import run_experiment
-    from orchestrator.experiment_config import load_experiment_config
+    from orchestrator.experiment import RunOptions, run_experiment
+    from results.experiment_config import load_experiment_config
 
     exp = load_experiment_config(preset="smoke", storage=str(storage), name=name, sets=[*TINY, *sets])
-    return run_experiment(exp, address=cluster.address)
+    return run_experiment(exp, RunOptions(address=cluster.address))
 
 
 def cost_actors(experiment: str) -> list[dict]:
@@ -134,7 +134,7 @@ def test_two_experiments_one_driver_killed_the_other_completes(cluster, tmp_path
 
     def driver(name: str, *sets: str) -> tuple[subprocess.Popen, Path]:
         log = tmp_path / f"{name}.log"
-        cmd = [sys.executable, "-m", "orchestrator.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
+        cmd = [sys.executable, "-m", "hwnas.cli", "search", "--preset", "smoke", "--storage", str(tmp_path),
                "--name", name, "--address", c.address, "--set", *TINY, *sets]
         with open(log, "w") as out:
             return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log

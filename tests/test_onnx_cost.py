@@ -13,8 +13,8 @@ from cost_models.network import network_cost
 from cost_models.onnx_graph import onnx_cost
 from cost_models.profile import CostQueryError, list_profiles
 from cost_models.traffic import primitive_cost
-from orchestrator.cli import main as hwnas
-from orchestrator.export_cmd import export_onnx
+from hwnas.cli import main as hwnas
+from hwnas.cli.export import export_onnx
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
 from searchspace.ops import Primitive

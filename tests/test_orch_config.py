@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from orchestrator.experiment_config import ExperimentConfig, load_experiment_config
+from results.experiment_config import ExperimentConfig, load_experiment_config
 from searchspace.config import PRESETS, ConfigError
 
 
@@ -93,7 +93,7 @@ def test_yaml_json_and_no_suffix_files(tmp_path):
 
 
 def test_one_set_grammar_through_the_cli():
-    from orchestrator.cli import build_parser
+    from hwnas.cli import build_parser
 
     args = build_parser().parse_args(["search", "--preset", "smoke", "--set", "seeds=[0,1]", "profile=eyeriss",
                                       "--set", "search.max_epochs=2", "train_size=100"])

@@ -11,9 +11,9 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli
-from orchestrator.results import SCHEMA
-from orchestrator.trial_cmd import load_search_config
+from hwnas import cli
+from results.schema import SCHEMA
+from hwnas.cli.trial import load_search_config
 from searchspace.config import SearchConfig
 
 ray = pytest.importorskip("ray")
@@ -106,7 +106,7 @@ def test_failed_trials_stay_as_rows(ray_local, tmp_path, capsys):
 
     # the resume hook (tune.Tuner.restore) reruns the errored trials and rewrites, never duplicates, rows
     from orchestrator.experiment import resume_experiment
-    from orchestrator.experiment_config import load_experiment_config
+    from results.experiment_config import load_experiment_config
 
     exp = load_experiment_config(preset="smoke", storage=str(tmp_path), name="broken",
                                  sets=["data_dir=/nonexistent/hwnas-data", "max_failures=0"])

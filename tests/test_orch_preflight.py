@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import cli, experiment
+from hwnas import cli
+from orchestrator import experiment
 from tests.conftest import free_port
 
 

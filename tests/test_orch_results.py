@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli
-from orchestrator.experiment import PARETO_FILE, TRIALS_FILE, error_text, result_rows, write_results
-from orchestrator.results import SCHEMA, schema_markdown
-from orchestrator.storage import Storage
+from hwnas import cli
+from results.trial_rows import PARETO_FILE, TRIALS_FILE, error_text, result_rows, write_results
+from results.schema import SCHEMA, schema_markdown
+from results.storage import Storage
 
 
 def record(acc: float, t: float, e: float, lt: float = 0.0, seed: int = 0) -> dict:
@@ -142,7 +142,7 @@ def test_deployed_geometry_columns():
     resolved from a whole config (0 = eval = search), else null (a scan point holds only swept keys)."""
     import pyarrow as pa
 
-    from orchestrator.results import DEPLOY_COLUMNS, conform, make_row, rows_to_table
+    from results.schema import DEPLOY_COLUMNS, conform, make_row, rows_to_table
     from searchspace.config import SearchConfig
     from trainables.result import deploy_record
 
@@ -169,7 +169,7 @@ def test_deployed_geometry_columns():
 def test_accuracy_std_column_from_the_record():
     """accuracy is the training seeds' mean and accuracy_std their spread, from the trial's final record through
     Tune's flattened report; null with one seed, for a failed trial, and in tables written before the column."""
-    from orchestrator.results import conform, rows_to_table
+    from results.schema import conform, rows_to_table
 
     two = {**record(0.8, 1.0, 2.0), "accuracy": 0.8, "accuracy_std": 0.02, "eval_accuracies": [0.786, 0.814]}
     one = {**record(0.7, 1.0, 2.0), "accuracy_std": None, "eval_accuracies": [0.7]}

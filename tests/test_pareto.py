@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from orchestrator.pareto import hypervolume, pareto_mask
-from orchestrator.results import COMPLETED, FAILED, front_of, make_row, rows_to_table
+from results.pareto import hypervolume, pareto_mask
+from results.schema import COMPLETED, FAILED, front_of, make_row, rows_to_table
 
 
 def brute_front(rows: list[dict]) -> set[int]:

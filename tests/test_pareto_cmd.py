@@ -7,9 +7,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli
-from orchestrator.results import PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
-from orchestrator.storage import Storage
+from hwnas import cli
+from results.schema import PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
+from results.storage import Storage
 
 
 def experiment(tmp_path, name: str) -> str:
@@ -89,7 +89,7 @@ def recost_experiment(tmp_path, name: str = "real") -> tuple[str, list[dict]]:
 
     from cost_models import derived_network_cost
     from orchestrator.trainable import record_metrics
-    from orchestrator.trial_rows import result_rows, write_results
+    from results.trial_rows import result_rows, write_results
     from searchspace.config import SearchConfig
     from trainables.result import SearchResult
 
@@ -120,8 +120,8 @@ def recost_experiment(tmp_path, name: str = "real") -> tuple[str, list[dict]]:
 def test_recost_on_the_trials_own_profile_gives_back_their_dram_columns(tmp_path):
     """Golden: re-costing reads each point's genotype and config back from pareto.parquet and costs it as
     the trial did, so on the trial's own profile it reproduces the dram_* columns exactly."""
-    from orchestrator.recost import recost
-    from orchestrator.tables import load_front
+    from results.recost import recost
+    from results.tables import load_front
 
     uri, rows = recost_experiment(tmp_path)
     _, front = load_front(uri)
@@ -179,7 +179,7 @@ def test_recost_refuses_points_without_a_whole_config(tmp_path, capsys):
 
 
 def test_spearman_on_a_hand_made_case():
-    from orchestrator.recost import average_ranks, rank_correlations, spearman
+    from results.recost import average_ranks, rank_correlations, spearman
 
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -196,7 +196,7 @@ def test_spearman_on_a_hand_made_case():
 
 
 def test_front_table_and_plot_name_the_deployed_network_and_the_error_bar(tmp_path, capsys):
-    from orchestrator.plot import axis_labels
+    from results.plot import axis_labels
 
     uri, rows = recost_experiment(tmp_path)
     assert cli.main(["pareto", uri, "--plot", str(tmp_path / "f.png")]) == 0

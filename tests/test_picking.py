@@ -1,9 +1,9 @@
-"""--pick rules on a synthetic front (orchestrator.picking)."""
+"""--pick rules on a synthetic front (results.picking)."""
 import math
 
 import pytest
 
-from orchestrator.picking import by_trial, parse_rule, pick
+from results.picking import by_trial, parse_rule, pick
 
 FRONT = [  # accuracy rises with DRAM time; "c" is the knee
     {"trial_id": "a", "accuracy": 0.70, "dram_time_us": 10.0, "dram_energy_uj": 1.0, "status": "completed"},

@@ -18,7 +18,7 @@ BLOCK = re.compile(r"^(<!-- config-table: (\w+) -->\n)((?:(?!<!--).*\n)*)(<!-- /
 
 def tables() -> dict[str, str]:
     """Marker name -> the table the schema renders for it."""
-    from orchestrator.experiment_config import ExperimentConfig
+    from results.experiment_config import ExperimentConfig
     from searchspace.config import SearchConfig
     from searchspace.schema import markdown_table
 
@@ -34,7 +34,7 @@ def test_readme_table_matches_the_schema(name):
 
 
 def test_every_key_is_in_the_readme():
-    from orchestrator.experiment_config import ExperimentConfig
+    from results.experiment_config import ExperimentConfig
     from searchspace.config import SearchConfig
 
     text = README.read_text()

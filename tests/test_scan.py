@@ -10,14 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from orchestrator import scan_metrics as M
-from orchestrator import scan_policy as P
-from orchestrator import scan_space as S
-from orchestrator.scan_metrics import SCAN_FILE, SCAN_SCHEMA, batch_scan_rows, scan_table
-from orchestrator.experiment_config import ExperimentConfig, load_experiment_config
-from orchestrator.results import make_row, rows_to_table
-from orchestrator.seedstats import point_stats
-from orchestrator.storage import Storage
+from results import scan_metrics as M
+from results import scan_policy as P
+from results import scan_space as S
+from results.scan_metrics import SCAN_FILE, SCAN_SCHEMA, batch_scan_rows, scan_table
+from results.experiment_config import ExperimentConfig, load_experiment_config
+from results.schema import make_row, rows_to_table
+from results.seedstats import point_stats
+from results.storage import Storage
 from searchspace.config import ConfigError
 
 
@@ -178,7 +178,7 @@ def test_hypervolume_reference_is_the_lambda_zero_cost():
     assert refs["mobile-npu"] == pytest.approx((t0, u0))
     hv = M.hypervolume_of(trials)
     # by hand: two points in (error, t/T0, u/E0), reference (1, 1.1, 1.1)
-    from orchestrator.pareto import hypervolume
+    from results.pareto import hypervolume
 
     pts = [(model(lt, 0, s)[0], model(lt, 0, s)[1] / t0, model(lt, 0, s)[2] / u0) for lt in (0, 1) for s in (0, 1)]
     assert hv == pytest.approx(hypervolume(pts, M.HV_REF))
@@ -310,8 +310,8 @@ def test_adaptive_config_round_trips():
 
 # ---------------------------------------------------------------------------------------------- --compare
 def test_pareto_compare_table_and_plot(tmp_path, capsys):
-    from orchestrator import cli
-    from orchestrator.experiment import write_results
+    from hwnas import cli
+    from results.trial_rows import write_results
 
     storage = Storage.from_uri(tmp_path).check()
     trials, scan = tables(drive(exp_of("lambda_time=[0,0.1,10]", "scan_budget=6", "name=adaptive")))

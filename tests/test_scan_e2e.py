@@ -11,10 +11,10 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import cli
-from orchestrator.results import SCHEMA
-from orchestrator.scan_metrics import SCAN_SCHEMA
-from orchestrator.seedstats import POINT_SCHEMA
+from hwnas import cli
+from results.schema import SCHEMA
+from results.scan_metrics import SCAN_SCHEMA
+from results.seedstats import POINT_SCHEMA
 
 ray = pytest.importorskip("ray")
 
@@ -54,7 +54,7 @@ def test_adaptive_scan_resume_and_compare(ray_local, tmp_path, capsys):
     # resume (Tuner.restore) of the finished scan: the searcher's state comes back from the folder, nothing
     # runs again, the batches (round column, scan.parquet) are the same
     from orchestrator.experiment import resume_experiment
-    from orchestrator.experiment_config import load_experiment_config
+    from results.experiment_config import load_experiment_config
 
     exp = load_experiment_config(preset="smoke", storage=str(tmp_path), name="adaptive",
                                  sets=[*TINY, *ADAPTIVE, "scan=adaptive"])

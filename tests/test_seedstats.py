@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from orchestrator.results import make_row, rows_to_table
-from orchestrator.seedstats import POINT_SCHEMA, describe_points, point_stats
+from results.schema import make_row, rows_to_table
+from results.seedstats import POINT_SCHEMA, describe_points, point_stats
 
 
 def row(tid, lt, seed, acc, t, e, status="completed", round_=0):

@@ -7,7 +7,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from orchestrator.storage import Storage, StorageError
+from results.storage import Storage, StorageError
 from tests.conftest import free_port
 
 

@@ -25,9 +25,9 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.results import make_row
-from orchestrator.storage import Storage
-from orchestrator.trial_rows import keep_stored_rows, results_tables, write_tables
+from results.schema import make_row
+from results.storage import Storage
+from results.trial_rows import keep_stored_rows, results_tables, write_tables
 from tests.conftest import S3_TEST_ENV, free_port
 from tests.test_multinode import TINY, wait_until
 
@@ -36,7 +36,7 @@ THREE = [*TINY, "lambda_time=[0,1,2]", "max_concurrent_trials=1", "max_failures=
 
 
 def start_driver(cwd: Path, log: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "search", *args]
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", *args]
     return subprocess.Popen(cmd, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 

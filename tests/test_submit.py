@@ -79,7 +79,7 @@ def test_hwnas_submit_exit_code_and_output(head, tmp_path):
 
 
 def test_submit_entrypoint_and_address():
-    from orchestrator.submit_cmd import DEFAULT_ADDRESS, entrypoint, job_address
+    from hwnas.cli.submit import DEFAULT_ADDRESS, entrypoint, job_address
 
     assert entrypoint(["--", "--preset", "smoke", "--set", "seeds=[0, 1]"]) == \
         "hwnas search --preset smoke --set 'seeds=[0, 1]'"

@@ -10,8 +10,8 @@ import os
 import pytest
 import torch
 
-from orchestrator import cli
-from orchestrator.trial_cmd import trial_threads, usable_cores
+from hwnas import cli
+from trainables.threads import trial_threads, usable_cores
 
 
 @pytest.mark.parametrize("slots, cores, threads", [

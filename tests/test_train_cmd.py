@@ -4,8 +4,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.cli import main as hwnas
-from orchestrator.results import PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
+from hwnas.cli import main as hwnas
+from results.schema import PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
 
 EDGES = [["sep_conv_3x3", 0, 2], ["skip_connect", 1, 2], ["max_pool_3x3", 0, 3], ["dil_conv_3x3", 1, 3],
          ["avg_pool_3x3", 0, 4], ["sep_conv_3x3", 2, 4], ["skip_connect", 1, 5], ["dil_conv_3x3", 3, 5]]

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from orchestrator import cli
-from orchestrator.trial_cmd import load_search_config
+from hwnas import cli
+from hwnas.cli.trial import load_search_config
 from searchspace.config import SearchConfig, preset
 from trainables.data import load_datasets, load_fashion
 
@@ -126,7 +126,7 @@ def test_config_column_round_trips_and_a_failed_write_prints_the_record(tmp_path
     import threading
     import time
 
-    from orchestrator.results import make_row
+    from results.schema import make_row
 
     config = SearchConfig.from_dict(TINY_TRIAL)
     row = make_row("exp", "t0", config.to_dict(), None, status="incomplete")

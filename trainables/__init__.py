@@ -1,5 +1,6 @@
-"""The search core: seed 1's two-stage clustered supernet search with seed 2's DRAM cost term, in plain
-PyTorch. It takes its cost table as an argument: it imports neither Ray nor ``cost_models``.
+"""The search core: the search patent's (CN112561027A) two-stage clustered supernet search with the
+cost-loss patent's (CN112001491A) DRAM cost term, in plain PyTorch. It takes its cost table as an argument
+(``searchspace.layout.CostTable``): it imports neither Ray nor ``cost_models``.
 
 Public API (torch loads on first use of any of these, not on ``import trainables``):
 

@@ -93,7 +93,7 @@ Option = tuple[float, float, str]  # (edge score, tie-break: the operator's own 
 def derive_genotype(space: ArchSpace, op_weight: np.ndarray, edge_strength: np.ndarray, max_skip_per_cell: int, *,
                     alternatives: Sequence[Sequence[Sequence[tuple[str, float]]]] | None = None,
                     rank: str = "both") -> Genotype:
-    """Per node the two strongest incoming edges, per edge the strongest operator (seed 1, step 5).
+    """Per node the two strongest incoming edges, per edge the strongest operator (the search patent, step 5).
 
     ``space``: the stage-2 space (each edge's winning-group operators); ``op_weight`` (n_sets, E, K):
     stage-2 mixing weights; ``edge_strength`` (n_sets, E): the stage-1 weight of the edge's winning group.

@@ -7,7 +7,7 @@
   1. ``search_stage1``: the stage-1 supernet holds one representative per group on every edge
      (claim 3); architecture and weights are each optimised on the same data (one joint step, or
      ``arch_step: alternate``) until the argmax is stable (claim 6), the loss being CE + the
-     processor's expected DRAM time/energy (seed 2);
+     processor's expected DRAM time/energy (the cost-loss patent, CN112001491A);
   2. ``search_stage2``: edge j of cell i becomes the mixed operator of *all* operators of the group
      whose representative won in stage 1 (claim 4), fresh equal alphas, trained modules kept, the
      siblings started fairly (``stage2_start``: copied from the representative, or a weight-only warm-up);

@@ -20,8 +20,8 @@ from .guard import EpochGuard, beta_penalty
 
 @dataclass
 class CostTerm:
-    """λ_t·(T̂ − T_ref)/T_ref + λ_e·(Ê − E_ref)/E_ref with T̂ = Σ softmax(α)·cost (seed 2's cost part),
-    plus the budget penalty (issue 10) when a budget is set.
+    """λ_t·(T̂ − T_ref)/T_ref + λ_e·(Ê − E_ref)/E_ref with T̂ = Σ softmax(α)·cost (the cost part of the
+    cost-loss patent, CN112001491A), plus the budget penalty (issue 10) when a budget is set.
 
     ``time_us`` / ``energy_uj``: (cells, E, K_max) per-candidate DRAM cost of the stage's candidates;
     the refs are fixed per trial (the uniform-alpha expectation of stage 1) so λ is unit-free and means

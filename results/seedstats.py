@@ -1,5 +1,5 @@
-"""Seed statistics: one row per point (profile, lambda_time, lambda_energy, dram_time_budget_us,
-dram_energy_budget_uj) over its seeds.
+"""Seed statistics: one row per point (its profile, lambda_time, lambda_energy, dram_time_budget_us,
+dram_energy_budget_uj: every scan dimension but the seed, ``results.dimensions``) over its seeds.
 
 The field reports best-of-N; users also want the spread. For every point this gives, over its completed
 trials, the mean, the sample standard deviation (null with one trial) and the best of accuracy and of
@@ -16,16 +16,21 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .dimensions import ScanDimension, columns, of_kind, point_dimensions, point_text
 from .pareto import pareto_mask
+from .schema import ARROW_TYPES
 
 POINTS_FILE = "points.parquet"
+
+def point_columns(*kinds: str) -> tuple[tuple[str, pa.DataType, str], ...]:
+    """points.parquet's columns of the scan dimensions of ``kinds``."""
+    return columns(of_kind(*kinds), ARROW_TYPES.__getitem__, lambda d: d.point_meaning)
+
 
 # (name, type, meaning): points.parquet, documented in README ("Adaptive lambda scan and seed statistics")
 POINT_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("experiment", pa.string(), "experiment name"),
-    ("profile", pa.string(), "processor profile"),
-    ("lambda_time", pa.float64(), "weight of the DRAM time term"),
-    ("lambda_energy", pa.float64(), "weight of the DRAM energy term"),
+    *point_columns("profile", "weight"),
     ("round", pa.int64(), "scan suggestion batch that first ran the point (0 = coarse grid, or the grid scan)"),
     ("trials", pa.int64(), "trials of the point, any status"),
     ("completed", pa.int64(), "completed trials (the statistics are over these)"),
@@ -43,8 +48,7 @@ POINT_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("best_trial_id", pa.string(), "the most accurate trial of the point"),
     ("is_pareto", pa.bool_(), "on the front over the per-point means (error_mean, dram_time_us_mean, dram_energy_uj_mean)"),
     ("any_trial_on_front", pa.bool_(), "some trial of the point is on the all-trials front (trials.is_pareto)"),
-    ("dram_time_budget_us", pa.float64(), "DRAM time budget of the point, us (0 = off)"),
-    ("dram_energy_budget_uj", pa.float64(), "DRAM energy budget of the point, uJ (0 = off)"),
+    *point_columns("budget"),
 )
 POINT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in POINT_COLUMNS])
 MEAN_OBJECTIVES = ("error_mean", "dram_time_us_mean", "dram_energy_uj_mean")
@@ -55,9 +59,19 @@ def _std(values: list[float]) -> float | None:
 
 
 def point_key(row: dict[str, Any]) -> tuple:
-    """(profile, lambda_time, lambda_energy, dram_time_budget_us, dram_energy_budget_uj); unknown = 0 (off)."""
-    return (row.get("profile"), float(row.get("lambda_time") or 0.0), float(row.get("lambda_energy") or 0.0),
-            float(row.get("dram_time_budget_us") or 0.0), float(row.get("dram_energy_budget_uj") or 0.0))
+    """The values of ``point_dimensions()``: (profile, lambda_time, lambda_energy, dram_time_budget_us,
+    dram_energy_budget_uj); an unknown number is 0 (off)."""
+    return tuple(key_value(d, row.get(d.search_key)) for d in point_dimensions())
+
+
+def key_value(dim: ScanDimension, value: Any) -> Any:
+    """A point coordinate as the key holds it: a number as a float (unknown = 0, off), a category as is."""
+    return value if dim.value_type is str else float(value or 0.0)
+
+
+def key_order(key: tuple) -> tuple:
+    """How points sort: categories as text (an unknown one too), then the numbers."""
+    return tuple(str(v) if d.value_type is str else v for d, v in zip(point_dimensions(), key))
 
 
 def point_stats(trials: pa.Table) -> pa.Table:
@@ -67,7 +81,7 @@ def point_stats(trials: pa.Table) -> pa.Table:
     for r in rows:
         groups.setdefault(point_key(r), []).append(r)
     out = []
-    for key in sorted(groups, key=lambda k: (str(k[0]), *k[1:])):
+    for key in sorted(groups, key=key_order):
         rs = groups[key]
         done = [r for r in rs if r.get("status") == "completed" and r.get("accuracy") is not None
                 and all(r.get(c) is not None and math.isfinite(r[c]) for c in ("dram_time_us", "dram_energy_uj"))]
@@ -77,7 +91,7 @@ def point_stats(trials: pa.Table) -> pa.Table:
         rounds = [r.get("round") for r in rs if r.get("round") is not None]
         best = max(done, key=lambda r: (r["accuracy"], -r["dram_time_us"]), default=None)
         out.append({
-            "experiment": rs[0].get("experiment"), "profile": key[0], "lambda_time": key[1], "lambda_energy": key[2],
+            "experiment": rs[0].get("experiment"), **dict(zip(keys_of_points(), key)),
             "round": min(rounds) if rounds else None, "trials": len(rs), "completed": len(done),
             "seeds": json.dumps(sorted(int(r["seed"]) for r in done if r.get("seed") is not None)),
             "accuracy_mean": float(np.mean(acc)) if done else None, "accuracy_std": _std(acc),
@@ -90,13 +104,16 @@ def point_stats(trials: pa.Table) -> pa.Table:
             "best_trial_id": best["trial_id"] if best else None,
             "is_pareto": False,
             "any_trial_on_front": any(bool(r.get("is_pareto")) for r in rs),
-            "dram_time_budget_us": key[3], "dram_energy_budget_uj": key[4],
         })
     table = pa.table({n: pa.array([r[n] for r in out], type=t) for n, t, _ in POINT_COLUMNS}, schema=POINT_SCHEMA)
     points = mean_points(table)
     mask = pareto_mask(points, valid=np.asarray(table.column("completed").to_pylist(), dtype=int) > 0) \
         if table.num_rows else np.zeros(0, dtype=bool)
     return table.set_column(table.schema.get_field_index("is_pareto"), "is_pareto", pa.array(mask, pa.bool_()))
+
+
+def keys_of_points() -> tuple[str, ...]:
+    return tuple(d.search_key for d in point_dimensions())
 
 
 def mean_points(points: pa.Table) -> np.ndarray:
@@ -107,9 +124,9 @@ def mean_points(points: pa.Table) -> np.ndarray:
 
 
 def conform_points(table: pa.Table) -> pa.Table:
-    for name in ("dram_time_budget_us", "dram_energy_budget_uj"):  # written before budgets: every point had none
-        if name not in table.column_names:
-            table = table.append_column(name, pa.array([0.0] * table.num_rows, pa.float64()))
+    for d in point_dimensions():  # a dimension added later (budgets): its fill, e.g. every point had no budget
+        if d.search_key not in table.column_names and d.fill is not None:
+            table = table.append_column(d.search_key, pa.array([d.fill] * table.num_rows, ARROW_TYPES[d.value_type]))
     missing = [n for n in POINT_SCHEMA.names if n not in table.column_names]
     if missing:
         raise ValueError(f"not an hwnas points table: missing columns {missing}")
@@ -120,9 +137,7 @@ def describe_points(points: pa.Table) -> list[str]:
     """Lines 'lambda point: accuracy mean +- std (best of N), DRAM time ..., energy ...' for the summary."""
     lines = []
     for r in points.to_pylist():
-        budgets = "".join(f" {k}={r[k]:g}" for k in ("dram_time_budget_us", "dram_energy_budget_uj") if r.get(k))
-        head = (f"lambda_time={r['lambda_time']:g} lambda_energy={r['lambda_energy']:g}{budgets} "
-                f"({r['completed']}/{r['trials']} seeds)")
+        head = f"{point_text(r, of_kind('weight', 'budget'))} ({r['completed']}/{r['trials']} seeds)"
         if not r["completed"]:
             lines.append(f"    {head}: no completed trial")
             continue

@@ -17,29 +17,28 @@
   the longer half towards it, and a gap with no room left is skipped. With no usable front gap, the
   widest unexplored stretch of lambda space is bisected instead.
 
-``check_adaptive`` is duck-typed on the experiment config (it never imports ``experiment_config``, which
-calls it from its own validation).
+The dimensions are those of ``results.dimensions`` (weights: the lambdas; budgets). What this module
+reads of an experiment config is ``ScanRange``, a protocol: it never imports ``experiment_config``,
+which calls ``check_adaptive`` from its own validation.
 """
 from __future__ import annotations
 
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from searchspace.config import ConfigError
 
+from .dimensions import ScanDimension, by_search_key, coordinate_dimensions, keys, of_kind
 from .scan_metrics import front_gaps, minmax_bounds, mst_edges, trial_objectives
 
-if TYPE_CHECKING:
-    from .experiment_config import ExperimentConfig
-
-LAMBDA_KEYS = ("lambda_time", "lambda_energy")
-BUDGET_KEYS = ("dram_time_budget_us", "dram_energy_budget_uj")  # 0 = off; scanned in log space, never through 0
-SCAN_KEYS = LAMBDA_KEYS + BUDGET_KEYS
+LAMBDA_KEYS = keys(of_kind("weight"))
+BUDGET_KEYS = keys(of_kind("budget"))  # 0 = off; scanned in log space, never through 0
+SCAN_KEYS = keys(coordinate_dimensions())
 ZERO_OCTAVES = 2  # lambda = 0 sits this many factors of two below the smallest nonzero coarse value
 MIN_STEP = 1.25  # a new lambda differs from every point already run by at least this factor (in some dim)
 MIN_LOG = math.log(MIN_STEP)
@@ -47,15 +46,32 @@ MIN_LOG = math.log(MIN_STEP)
 Point = tuple[float, ...]  # values of point_keys: (lambda_time, lambda_energy[, time budget, energy budget])
 
 
-def scanned_dims(exp: "ExperimentConfig") -> tuple[str, ...]:
+class ScanRange(Protocol):
+    """What the scan reads of an experiment config (``results.experiment_config.ExperimentConfig``)."""
+
+    scan: str
+    seeds: tuple[int, ...]
+    scan_init: int
+    scan_budget: int
+
+    def values(self, dim: ScanDimension) -> tuple[Any, ...]:
+        """The values the experiment gives ``dim`` (the base search config's when it gives none)."""
+
+
+def values_of(exp: ScanRange, key: str) -> tuple[Any, ...]:
+    """The configured values of the dimension whose search key is ``key``."""
+    return exp.values(by_search_key()[key])
+
+
+def scanned_dims(exp: ScanRange) -> tuple[str, ...]:
     """The dimensions the adaptive scan varies: lambdas and budgets configured with two or more distinct values."""
-    return tuple(k for k in SCAN_KEYS if len(set(getattr(exp, k, (0.0,)))) >= 2)
+    return tuple(k for k in SCAN_KEYS if len(set(values_of(exp, k))) >= 2)
 
 
-def point_keys(exp: "ExperimentConfig") -> tuple[str, ...]:
+def point_keys(exp: ScanRange) -> tuple[str, ...]:
     """The keys of a scan point: the lambdas, and the budgets too when any budget is set (so a lambda-only
     experiment keeps its (lambda_time, lambda_energy) points)."""
-    return SCAN_KEYS if any(v for k in BUDGET_KEYS for v in getattr(exp, k, (0.0,))) else LAMBDA_KEYS
+    return SCAN_KEYS if any(v for k in BUDGET_KEYS for v in values_of(exp, k)) else LAMBDA_KEYS
 
 
 def budget_values(values: Sequence[float], k: int) -> list[float]:
@@ -66,11 +82,11 @@ def budget_values(values: Sequence[float], k: int) -> list[float]:
     return [float(f"{v:.4g}") for v in np.geomspace(pos[0], pos[-1], max(k, 2))]
 
 
-def dim_values(exp: "ExperimentConfig", key: str) -> list[float]:
+def dim_values(exp: ScanRange, key: str) -> list[float]:
     """The coarse grid's values of one dimension (a fixed one: its configured value)."""
     if key not in scanned_dims(exp):
-        return [float(getattr(exp, key)[0])]
-    return (budget_values if key in BUDGET_KEYS else coarse_values)(getattr(exp, key), exp.scan_init)
+        return [float(values_of(exp, key)[0])]
+    return (budget_values if key in BUDGET_KEYS else coarse_values)(values_of(exp, key), exp.scan_init)
 
 
 def coarse_values(values: Sequence[float], k: int) -> list[float]:
@@ -84,26 +100,28 @@ def coarse_values(values: Sequence[float], k: int) -> list[float]:
     return [0.0, *[float(f"{v:.4g}") for v in np.geomspace(lo, hi, k)]]
 
 
-def coarse_points(exp: "ExperimentConfig") -> list[Point]:
+def coarse_points(exp: ScanRange) -> list[Point]:
     return list(itertools.product(*(dim_values(exp, k) for k in point_keys(exp))))
 
 
-def budget_of(exp: "ExperimentConfig") -> int:
+def budget_of(exp: ScanRange) -> int:
     return exp.scan_budget or 2 * len(coarse_points(exp)) * len(exp.seeds)
 
 
-def check_adaptive(exp: "ExperimentConfig") -> None:
+def check_adaptive(exp: ScanRange) -> None:
     """Config rules of ``scan: adaptive`` (called from ExperimentConfig validation)."""
-    if len(exp.profile_list) != 1:
-        raise ConfigError(f"config key 'profiles' = {exp.profile_list!r}: an adaptive scan runs one profile; run one "
-                          "experiment per profile and compare them with `hwnas pareto URI --compare URI2`")
+    for dim in of_kind("profile"):
+        if len(exp.values(dim)) != 1:
+            raise ConfigError(f"config key {dim.experiment_key!r} = {exp.values(dim)!r}: an adaptive scan runs one "
+                              f"{dim.search_key}; run one experiment per {dim.search_key} and compare them with "
+                              "`hwnas pareto URI --compare URI2`")
     if not scanned_dims(exp):
         raise ConfigError(f"config key 'scan' = {exp.scan!r}: needs lambda_time, lambda_energy, dram_time_budget_us "
                           f"or dram_energy_budget_uj with at least two values (the range to scan); got "
-                          + " ".join(f"{k}={list(getattr(exp, k))}" for k in SCAN_KEYS))
+                          + " ".join(f"{k}={list(values_of(exp, k))}" for k in SCAN_KEYS))
     for k in scanned_dims(exp):
-        if k in BUDGET_KEYS and min(getattr(exp, k)) <= 0:
-            raise ConfigError(f"config key {k!r} = {list(getattr(exp, k))}: a scanned budget range must be > 0 "
+        if k in BUDGET_KEYS and min(values_of(exp, k)) <= 0:
+            raise ConfigError(f"config key {k!r} = {list(values_of(exp, k))}: a scanned budget range must be > 0 "
                               f"(0 is \"off\", not an end of the range); scan budgets or lambdas in one experiment, "
                               f"or run the budget-off point as its own")
     coarse = len(coarse_points(exp)) * len(exp.seeds)
@@ -121,14 +139,14 @@ class LambdaSpace:
     keys: tuple[str, ...] = LAMBDA_KEYS  # what a point's values are (point_keys)
 
     @classmethod
-    def of(cls, exp: "ExperimentConfig") -> "LambdaSpace":
+    def of(cls, exp: ScanRange) -> "LambdaSpace":
         dims = scanned_dims(exp)
         zero = []
         for k in dims:
             if k in BUDGET_KEYS:
                 zero.append(-math.inf)
                 continue
-            pos = [v for v in coarse_values(getattr(exp, k), exp.scan_init) if v > 0]
+            pos = [v for v in coarse_values(values_of(exp, k), exp.scan_init) if v > 0]
             zero.append(math.log(min(pos)) - ZERO_OCTAVES * math.log(2.0))
         return cls(dims, tuple(zero), point_keys(exp))
 
@@ -216,8 +234,8 @@ def choose_points(points: pa.Table, trials: pa.Table, space: LambdaSpace, n: int
 
 def _name(space: LambdaSpace, point: Point) -> str:
     """'lambda (0.5, 0.0)', or with budgets 'lambda (0.5, 0.0) budget (40.0, 0.0)'."""
-    lam = tuple(point[:2])
-    return f"lambda {lam}" if len(point) == 2 else f"lambda {lam} budget {tuple(point[2:])}"
+    lam = tuple(point[:len(LAMBDA_KEYS)])
+    return f"lambda {lam}" if len(point) == len(LAMBDA_KEYS) else f"lambda {lam} budget {tuple(point[len(LAMBDA_KEYS):])}"
 
 
 def describe_point(keys: Sequence[str], point: Sequence[float]) -> str:

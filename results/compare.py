@@ -1,7 +1,7 @@
 """``hwnas pareto URI --compare URI2 ...``: several experiments' fronts on one plot and one table.
 
 Per experiment: trials, lambda points, the size and hypervolume of the front over all trials and over
-the per-point means (hypervolume as in ``orchestrator.scan_metrics``: each experiment normalised by its own
+the per-point means (hypervolume as in ``results.scan_metrics``: each experiment normalised by its own
 accuracy-only DRAM cost, reference point (1, 1.1, 1.1)), and the largest gap of its all-trials front,
 min-max normalised over the completed trials of *all* compared experiments so the gaps compare.
 """

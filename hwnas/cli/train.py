@@ -1,7 +1,7 @@
 """``hwnas train SOURCE``: a front's point trained at full size, with its metrics and DRAM cost.
 
 SOURCE is an experiment (a local folder or ``s3://bucket/prefix/name``, read as ``hwnas pareto`` reads it)
-whose point is chosen by ``--trial ID`` or ``--pick RULE`` (``orchestrator.picking``), or a genotype /
+whose point is chosen by ``--trial ID`` or ``--pick RULE`` (``results.picking``), or a genotype /
 trial-result JSON file. The network is built from the genotype by the search's own cell code and trained
 by ``trainables.full_train`` (checkpoint per epoch: rerunning the same command resumes). Writes into
 ``--out``: ``model.pt`` (state_dict), ``genotype.json``, ``config.json`` (what ``hwnas export`` rebuilds
@@ -24,7 +24,7 @@ from searchspace.layout import expand_genotype, network_instances, network_macs,
 from searchspace.schema import parse_set
 from searchspace.train_config import TRAIN_PRESETS, TrainConfig, train_preset
 
-from .picking import RULES, by_trial, pick
+from results.picking import RULES, by_trial, pick
 
 log = logging.getLogger("hwnas.train")
 
@@ -35,7 +35,7 @@ examples:
   hwnas train trial.json --set epochs=2 layers=5 channels=8 --profile eyeriss
   hwnas submit --gpus 1 -- train s3://bucket/hwnas/cifar --pick knee --preset cifar10-darts --out s3-synced-dir
 
---pick rules: """ + ", ".join(RULES) + """ (default knee; see orchestrator/picking.py).
+--pick rules: """ + ", ".join(RULES) + """ (default knee; see results/picking.py).
 Presets: """ + ", ".join(TRAIN_PRESETS) + """. --set keys: the fields of TrainConfig
 (searchspace/train_config.py; README "From front to deployment"). Rerun the same command to resume.
 """
@@ -66,7 +66,7 @@ def resolve_source(source: str, trial: str | None, rule: str | None,
     if Path(source).is_file():
         if trial or rule:
             raise ValueError(f"{source} is a genotype file: --trial and --pick choose within an experiment")
-        from cost_models.cli import load_genotype_file
+        from hwnas.cli.cost import load_genotype_file
 
         genotype, config = load_genotype_file(source, "SOURCE")
         return genotype, config, {"source": source}
@@ -74,7 +74,7 @@ def resolve_source(source: str, trial: str | None, rule: str | None,
         raise FileNotFoundError(f"SOURCE {source!r}: no such file, folder or s3:// URI")
     if trial and rule:
         raise ValueError("give --trial or --pick, not both")
-    from .tables import load_front
+    from results.tables import load_front
 
     trials, front = load_front(source, endpoint_url)
     if trial:

@@ -12,7 +12,7 @@ normalised objective space (min and max over the completed trials), longest firs
 
 ``scan.parquet`` has one row per *suggestion batch* (column ``round``): a grid scan is one batch; an
 adaptive scan's coarse grid is batch 0 and every later batch is a set of lambda points its policy
-proposed at once (``orchestrator/scan_policy.py``). A batch's row describes all trials of batches up to
+proposed at once (``results/scan_policy.py``). A batch's row describes all trials of batches up to
 and including it (``batch_scan_rows``), so ``hv_gain`` is what that batch added to the front.
 """
 from __future__ import annotations
@@ -25,13 +25,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .dimensions import coordinate_dimensions, keys, of_kind
 from .pareto import hypervolume, pareto_mask
 from .seedstats import mean_points, point_stats
 
 SCAN_FILE = "scan.parquet"
 HV_REF = (1.0, 1.1, 1.1)  # reference point of the hypervolume in (error, time / T0, energy / E0)
 # an accuracy-only trial has all of these 0 (or unknown): no cost weight, no budget
-ACCURACY_ONLY_ZERO = ("lambda_time", "lambda_energy", "dram_time_budget_us", "dram_energy_budget_uj")
+ACCURACY_ONLY_ZERO = keys(coordinate_dimensions())
+WEIGHTS = len(of_kind("weight"))  # a scan point's values: its weights (new_points), then its budgets (new_budgets)
 
 SCAN_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("round", pa.int64(), "suggestion batch: 0 = the coarse grid (or the whole grid scan), then one per batch "
@@ -176,9 +178,10 @@ def scan_row(round_: int, scan: str, trials: pa.Table, points: pa.Table, new_poi
     gaps_mean = front_gaps(means_front, lo, span)
     single = next(iter(refs.values())) if len(refs) == 1 else (None, None)
     return {
-        "round": round_, "scan": scan, "new_points": json.dumps([[float(p[0]), float(p[1])] for p in new_points]),
-        "new_budgets": (json.dumps([[float(p[2]), float(p[3])] for p in new_points])
-                        if any(len(p) > 2 and any(p[2:]) for p in new_points) else None),
+        "round": round_, "scan": scan,
+        "new_points": json.dumps([[float(v) for v in p[:WEIGHTS]] for p in new_points]),
+        "new_budgets": (json.dumps([[float(v) for v in p[WEIGHTS:]] for p in new_points])
+                        if any(any(p[WEIGHTS:]) for p in new_points) else None),
         "new_trials": int(new_trials), "trials": trials.num_rows, "completed": len(obj),
         "front_size": int(sum(bool(v) for v in trials.column("is_pareto").to_pylist())),
         "front_size_mean": int(sum(bool(v) for v in points.column("is_pareto").to_pylist())),
@@ -238,6 +241,5 @@ def batch_scan_rows(trials: pa.Table, batches: Sequence[Mapping[str, Any]], stop
 def grid_scan_table(trials: pa.Table, seconds: float) -> pa.Table:
     """scan.parquet of a grid scan: one batch, every point."""
     pts = point_stats(trials)
-    lam = sorted({(r["lambda_time"], r["lambda_energy"], r["dram_time_budget_us"] or 0.0,
-                   r["dram_energy_budget_uj"] or 0.0) for r in pts.to_pylist()})
+    lam = sorted({tuple(r[d.search_key] for d in coordinate_dimensions()) for r in pts.to_pylist()})
     return scan_table([scan_row(0, "grid", trials, pts, lam, trials.num_rows, None, seconds)])

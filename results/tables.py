@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from .results import PARETO_FILE, TRIALS_FILE, conform, front_of
+from .schema import PARETO_FILE, TRIALS_FILE, conform, front_of
 from .scan_metrics import SCAN_FILE, conform_scan
 from .storage import Storage
 

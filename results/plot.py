@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from .compare import compare_rows
-from .results import front_network_label
+from .dimensions import coordinate_dimensions, point_text
+from .schema import front_network_label
 from .tables import Experiment
 
 ACCURACY_AXIS = "test accuracy (mean ± std over training seeds)"
@@ -73,9 +74,7 @@ def accuracy_err(row: dict) -> float:
 
 def point_label(row: dict) -> str:
     """A front point's scan coordinates: ``lt=0.5 le=0`` and, when set, its budgets (``T<=40`` us, ``E<=90`` uJ)."""
-    budget = "".join(f" {short}<={row[k]:g}" for k, short in (("dram_time_budget_us", "T"),
-                                                              ("dram_energy_budget_uj", "E")) if row.get(k))
-    return f"lt={row['lambda_time']:g} le={row['lambda_energy']:g}{budget}"
+    return point_text(row, coordinate_dimensions(), short=True)
 
 
 def plot_hypervolume(ax, scan: pa.Table, label: str = "", color: Any = None) -> None:

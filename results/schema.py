@@ -12,6 +12,8 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
+from .dimensions import DIMENSIONS, columns, of_kind
+
 # status values of the ``status`` column
 TRIALS_FILE = "trials.parquet"  # every trial of an experiment, one row each
 PARETO_FILE = "pareto.parquet"  # the non-dominated trials (minimise error, dram_time_us, dram_energy_uj)
@@ -20,15 +22,21 @@ COMPLETED = "completed"  # the search ran to its end and reported a full record
 FAILED = "failed"  # the trial raised (after Tune's retries); error_message says why
 INCOMPLETE = "incomplete"  # stopped without a final record and without an error (e.g. interrupted)
 
+ARROW_TYPES = {int: pa.int64(), float: pa.float64(), str: pa.string()}  # a scan dimension's value type
+
+
+def dimension_columns(*kinds: str) -> tuple[tuple[str, pa.DataType, str], ...]:
+    """The trials table's columns of the scan dimensions of ``kinds`` (``results.dimensions``)."""
+    return columns(of_kind(*kinds), ARROW_TYPES.__getitem__, lambda d: d.meaning)
+
+
 # (name, type, meaning): the single source of the schema and of README's table
 COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("experiment", pa.string(), "experiment name (`--name`)"),
     ("trial_id", pa.string(), "Ray Tune trial id, unique within the experiment"),
-    ("seed", pa.int64(), "random seed of the trial"),
-    ("profile", pa.string(), "processor profile whose DRAM costs entered the loss"),
+    *dimension_columns("seed", "profile"),
     ("dataset", pa.string(), "fashion | cifar10 | synthetic"),
-    ("lambda_time", pa.float64(), "weight of the expected DRAM time term in the search loss"),
-    ("lambda_energy", pa.float64(), "weight of the expected DRAM energy term in the search loss"),
+    *dimension_columns("weight"),
     ("status", pa.string(), "completed | failed | incomplete"),
     ("accuracy", pa.float64(), "test accuracy of the derived target network (0..1): the mean over its eval_seeds "
      "training seeds; null unless completed"),
@@ -53,9 +61,7 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("config", pa.string(), "JSON: the trial's full SearchConfig (reproduce it with `hwnas trial`)"),
     ("is_pareto", pa.bool_(), "on the non-dominated front of (error, dram_time_us, dram_energy_uj) over completed rows"),
     ("round", pa.int64(), "scan suggestion batch that ran the trial: 0 = the grid, or the adaptive scan's coarse grid"),
-    ("dram_time_budget_us", pa.float64(), "DRAM time budget of the deployed network in the search loss, us (0 = off)"),
-    ("dram_energy_budget_uj", pa.float64(), "DRAM energy budget of the deployed network in the search loss, uJ "
-     "(0 = off)"),
+    *dimension_columns("budget"),
     ("budget_penalty", pa.string(), "form of the budget penalty: hinge / absolute; null when the config is not known"),
     ("budget_weight", pa.float64(), "weight of the budget penalty in the search loss"),
     ("deploy_layers", pa.int64(), "cells of the deployed network the dram_* columns are for (resolved: never 0); "
@@ -64,7 +70,6 @@ COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("deploy_image_size", pa.int64(), "input image side (pixels) of the same deployed network"),
 )
 DEPLOY_COLUMNS = ("deploy_layers", "deploy_channels", "deploy_image_size")
-BUDGET_COLUMNS = ("dram_time_budget_us", "dram_energy_budget_uj")
 # a config holding these is a whole search config (written by SearchConfig.to_dict), not a scan point
 _GEOMETRY_KEYS = ("dataset", "layers", "channels", "eval_layers", "eval_channels")
 
@@ -180,11 +185,9 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
     row: dict[str, Any] = {
         "experiment": experiment,
         "trial_id": str(trial_id),
-        "seed": _int(pick("seed")),
-        "profile": None if pick("profile") is None else str(pick("profile")),
+        # the scan dimensions; a budget a scan point or a config lacks was off (its fill: 0 = off)
+        **{d.search_key: d.cell(pick(d.search_key)) for d in DIMENSIONS},
         "dataset": None if pick("dataset") is None else str(pick("dataset")),
-        "lambda_time": _float(pick("lambda_time")),
-        "lambda_energy": _float(pick("lambda_energy")),
         "status": status,
         "accuracy": accuracy,
         "error": None if accuracy is None else 1.0 - accuracy,
@@ -204,9 +207,6 @@ def make_row(experiment: str, trial_id: str, config: Mapping[str, Any], record: 
         "is_pareto": False,
         "round": 0,
         **_deployed(rec, config),
-        # budgets: a scan point or a config without them ran with none (0 = off)
-        "dram_time_budget_us": _float(pick("dram_time_budget_us")) or 0.0,
-        "dram_energy_budget_uj": _float(pick("dram_energy_budget_uj")) or 0.0,
         "budget_penalty": None if pick("budget_penalty") is None else str(pick("budget_penalty")),
         "budget_weight": _float(pick("budget_weight")),
     }
@@ -245,9 +245,9 @@ def conform(table: pa.Table) -> pa.Table:
     for name in DEPLOY_COLUMNS:  # tables written before the deployed geometry was a column: unknown
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, pa.int64()))
-    for name in BUDGET_COLUMNS:  # tables written before budgets: every trial ran without one
-        if name not in table.column_names:
-            table = table.append_column(name, pa.array([0.0] * table.num_rows, pa.float64()))
+    for d in DIMENSIONS:  # a dimension added later (budgets): its fill, e.g. every trial ran without a budget
+        if d.search_key not in table.column_names and d.fill is not None:
+            table = table.append_column(d.search_key, pa.array([d.fill] * table.num_rows, ARROW_TYPES[d.value_type]))
     for name, typ in (("budget_penalty", pa.string()), ("budget_weight", pa.float64()),
                       ("accuracy_std", pa.float64())):  # accuracy_std: before eval_seeds, one training seed
         if name not in table.column_names:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from typing import Any, Mapping
 
 from searchspace.config import PRESETS, ConfigError, SearchConfig, parse_set, preset
 from searchspace.files import atomic_write_text, check_writable, load_mapping, reason
 from searchspace.schema import add_set_argument
+from trainables.threads import set_trial_threads, trial_threads, usable_cores
 
 log = logging.getLogger("hwnas.trial")
 
@@ -36,7 +36,7 @@ def search_keys_of_file(path: str) -> dict[str, Any]:
     ``search.KEY`` keys and plain search keys. Keys only an experiment has (``name``, ``seeds``,
     ``profiles``, ``scan``, ...) are an error naming them: one trial runs one point, so they cannot apply.
     """
-    from .experiment_config import EXPERIMENT_KEYS, SEARCH_KEYS  # pyarrow via storage: only when a file is read
+    from results.experiment_config import EXPERIMENT_KEYS, SEARCH_KEYS  # pyarrow via storage: only when a file is read
 
     source = f"config file {path!r}"
     raw = load_mapping(path)
@@ -61,37 +61,6 @@ def search_keys_of_file(path: str) -> dict[str, Any]:
     for key, value in section.items():
         put(str(key), value)
     return out
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, else every core)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def trial_threads(cpu_slots: float, cores: int) -> int:
-    """Torch intra-op threads of one CPU trial holding ``cpu_slots`` CPUs of a ``cores``-core machine.
-
-    One thread per slot, at least one and at most the cores: Tune runs trials only while their slots fit
-    in the cores, so trials x threads fill the cores without oversubscription, and with one slot per trial
-    (``cpus_per_trial: 1``, the presets) and trials >= cores every trial runs on one thread. A fractional
-    slot (0.5) still gets a thread: torch cannot run on less.
-    """
-    if cores < 1:
-        raise ValueError(f"cores must be at least 1, not {cores!r}")
-    if not cpu_slots > 0:
-        raise ValueError(f"a trial's CPU slots must be positive, not {cpu_slots!r}")
-    return max(1, min(cores, int(cpu_slots)))
-
-
-def set_trial_threads(threads: int) -> int:
-    """``torch.set_num_threads(threads)``; returns it (logged by the caller)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    return threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -75,8 +75,9 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .experiment import run_experiment
-    from .experiment_config import load_experiment_config
+    from orchestrator.experiment import RunOptions, run_prepared
+    from results.experiment_config import load_experiment_config
+    from results.experiment_record import preflight
 
     sets = [*args.sets, *([f"scan={args.scan}"] if getattr(args, "scan", None) else [])]  # --scan wins over --set
     resume = getattr(args, "resume", None)
@@ -90,15 +91,18 @@ def main(args: argparse.Namespace) -> int:
     exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
                                  storage=args.storage, endpoint_url=args.endpoint_url)
     if resume:  # the saved config, before Ray: an unknown name fails here and creates nothing
-        from .experiment_config import given_keys
-        from .experiment_record import experiment_for_resume
+        from results.experiment_config import given_keys
+        from results.experiment_record import resume_preflight
 
         keys = given_keys(preset=args.preset, config_file=args.config, sets=sets) if given else None
-        exp = experiment_for_resume(resume, exp.storage, args.endpoint_url or "", exp if given else None, keys)
+        checked = resume_preflight(resume, exp.storage, args.endpoint_url or "", exp if given else None, keys)
+    else:
+        checked = preflight(exp, overwrite=overwrite)
+    exp = checked.experiment
     # RAY_ADDRESS is read here, at the entry point: Ray sets it for a Ray job's driver (hwnas submit)
-    summary = run_experiment(exp, address=args.address, resume=bool(resume), verbose=bool(args.verbose),
-                             ray_address_env=os.environ.get("RAY_ADDRESS"), overwrite=overwrite,
-                             fallback_dir=str(Path.cwd() / "hwnas-unsaved"))
+    options = RunOptions(address=args.address, ray_address_env=os.environ.get("RAY_ADDRESS"),
+                         verbose=bool(args.verbose), fallback_dir=str(Path.cwd() / "hwnas-unsaved"))
+    summary = run_prepared(checked, options)
     log = logging.getLogger("hwnas.search")
     if summary.interrupted:
         log.warning("interrupted by %s", summary.interrupted)
@@ -120,7 +124,7 @@ def resume_command(exp) -> str:
     """The command that continues ``exp``: ``hwnas search --resume NAME`` (+ the storage when not the default)."""
     import shlex
 
-    from .storage import Storage
+    from results.storage import Storage
 
     cmd = ["hwnas", "search", "--resume", exp.name]
     if Storage.from_uri(exp.storage).uri != Storage.from_uri(None).uri:

@@ -4,7 +4,7 @@
 of ``fit``, or ``TrialOutcome`` built from a live Tune ``Trial`` by ``orchestrator/live_results.py``), so
 the tables written while trials run and the ones written at the end come from the same code.
 ``write_results`` writes trials.parquet, pareto.parquet and points.parquet (each replaced in one write,
-see ``orchestrator/storage.py``).
+see ``results/storage.py``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
-from .results import COMPLETED, FAILED, INCOMPLETE, PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
+from .schema import COMPLETED, FAILED, INCOMPLETE, PARETO_FILE, TRIALS_FILE, front_of, make_row, rows_to_table
 from .storage import Storage
 
 log = logging.getLogger("hwnas.search")
@@ -71,7 +71,7 @@ def result_rows(experiment: str, results: Iterable[Any], unfinished: str = UNFIN
 
 def write_results(storage: Storage, name: str, rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
     """Both tables of an experiment, replacing earlier ones (never appending), and the per-point seed
-    statistics (points.parquet, orchestrator/seedstats.py)."""
+    statistics (points.parquet, results/seedstats.py)."""
     table, front, points = results_tables(rows)
     write_tables(storage.child(name), table, front, points)
     return table, front
@@ -90,7 +90,7 @@ def keep_stored_rows(folder: Storage, rows: list[dict[str, Any]]) -> list[dict[s
     completed trial that they have as not completed. A table in storage is never replaced by one with fewer
     trials or fewer completed ones (a Tune state older than the table, a run that failed part-way). An
     unreadable or missing table keeps nothing."""
-    from .results import conform
+    from .schema import conform
 
     try:
         stored = conform(folder.read_table(TRIALS_FILE)).to_pylist()

@@ -12,17 +12,19 @@ import pyarrow as pa
 
 from searchspace.files import atomic_write, atomic_write_text, check_writable
 
-from .compare import compare_rows, render_compare, unique_labels
-from .plot import plot_compare, plot_front
-from .recost import RECOST_KEYS
-from .results import front_network_label
-from .tables import load_experiment, load_front, load_scan
+from results.compare import compare_rows, render_compare, unique_labels
+from results.dimensions import keys, of_kind
+from results.plot import plot_compare, plot_front
+from results.recost import RECOST_KEYS
+from results.schema import front_network_label
+from results.tables import load_experiment, load_front, load_scan
 
-# the columns the table format shows (csv and json carry every column)
-TABLE_COLUMNS = ("trial_id", "seed", "profile", "lambda_time", "lambda_energy", "accuracy", "error",
+# the columns the table format shows (csv and json carry every column): the trial, its scan dimensions
+# (results.dimensions), its accuracy and costs
+TABLE_COLUMNS = ("trial_id", *keys(of_kind("seed", "profile", "weight")), "accuracy", "error",
                  "dram_time_us", "dram_energy_uj", "dram_bytes", "params", "skip_count")
 # shown after TABLE_COLUMNS when some row of the front has a budget set (issue 10)
-BUDGET_TABLE_COLUMNS = ("dram_time_budget_us", "dram_energy_budget_uj")
+BUDGET_TABLE_COLUMNS = keys(of_kind("budget"))
 
 
 def table_columns(rows: list[dict]) -> tuple[str, ...]:
@@ -226,8 +228,8 @@ def render_correlations(pairs: list[dict]) -> str:
 
 
 def recost_main(args: argparse.Namespace) -> int:
-    """--recost: every front point on every named profile (``orchestrator/recost.py``)."""
-    from .recost import rank_correlations, recost, recost_overrides, recost_profiles
+    """--recost: every front point on every named profile (``results/recost.py``)."""
+    from results.recost import rank_correlations, recost, recost_overrides, recost_profiles
 
     if getattr(args, "compare", None) or args.plot:
         raise ValueError("--recost re-costs one experiment's front and prints it: without --compare and --plot")

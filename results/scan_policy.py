@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from .results import COMPLETED, FAILED, make_row, rows_to_table
+from .schema import COMPLETED, FAILED, make_row, rows_to_table
+from .dimensions import profile_dimension, seed_dimension
 from .scan_metrics import hypervolume_of
 from .scan_space import LambdaSpace, Point, budget_of, choose_points, coarse_points, describe_point
 from .seedstats import point_stats
@@ -57,7 +58,7 @@ class ScanSettings:
 
     @classmethod
     def of(cls, exp: "ExperimentConfig") -> "ScanSettings":
-        return cls(experiment=exp.name, seeds=tuple(exp.seeds), profile=exp.profile_list[0],
+        return cls(experiment=exp.name, seeds=tuple(exp.seeds), profile=exp.values(profile_dimension())[0],
                    coarse=tuple(coarse_points(exp)), space=LambdaSpace.of(exp), budget=budget_of(exp),
                    rounds=exp.scan_rounds, batch=exp.scan_batch, min_gain=exp.scan_min_gain)
 
@@ -140,10 +141,11 @@ class ScanPolicy:
         batch = Batch(len(self.batches), [p for p, _ in points], [why for _, why in points], self.clock())
         self.batches.append(batch)
         keys = self.settings.space.keys
+        seed, profile = seed_dimension().search_key, profile_dimension().search_key
         for p, why in points:
             log.info("scan batch %d: %s (%s)", batch.index, describe_point(keys, p), why)
             for s in self.settings.seeds:
-                self.queue.append((batch.index, dict(seed=s, **dict(zip(keys, p)), profile=self.settings.profile)))
+                self.queue.append((batch.index, {seed: s, **dict(zip(keys, p)), profile: self.settings.profile}))
 
     def _in_flight(self) -> int:
         return sum(1 for t in self.assigned if t not in self.rows)

@@ -4,9 +4,9 @@ Sources, later ones winning: defaults < ``--preset`` < ``--config FILE`` (YAML o
 < the explicit flags (``--name``, ``--storage``, ``--endpoint-url``). Keys are the fields below, search
 keys under ``search:`` (or ``search.KEY``, or plain ``KEY`` when it is a search key). The per-trial
 search keys ``seed``, ``lambda_time``, ``lambda_energy``, ``dram_time_budget_us``, ``dram_energy_budget_uj``
-and ``profile`` are the scan dimensions: setting them sets ``seeds``, ``lambda_time``, ``lambda_energy``,
-the two budget lists and ``profiles``. An unknown key or a bad
-value is a ``ConfigError`` naming both. Types and bounds are declared once per field and checked by
+and ``profile`` are the scan dimensions (``results.dimensions``, where each is declared once, with its
+experiment key): setting them sets ``seeds``, ``lambda_time``, ``lambda_energy``, the two budget lists
+and ``profiles``. An unknown key or a bad value is a ``ConfigError`` naming both. Types and bounds are declared once per field and checked by
 ``searchspace.schema``; this module only resolves the spellings.
 """
 from __future__ import annotations
@@ -22,16 +22,15 @@ from searchspace.config import preset as search_preset
 from searchspace.files import load_mapping
 from searchspace.schema import build, check, fields_of, setting, unknown_key
 
+from .dimensions import DIMENSIONS, ScanDimension
 from .storage import DEFAULT_STORAGE
 
 # scan strategies: "grid" is the full product of the dimensions; "adaptive" starts from a coarse grid and
-# adds lambda points where the front has its largest gaps (orchestrator/scan_policy.py)
+# adds lambda points where the front has its largest gaps (results/scan_policy.py)
 SCANS: tuple[str, ...] = ("grid", "adaptive")
 
 # the search keys each trial overrides from its grid point, and the experiment field that holds the values
-TRIAL_KEYS = {"seed": "seeds", "lambda_time": "lambda_time", "lambda_energy": "lambda_energy",
-              "dram_time_budget_us": "dram_time_budget_us", "dram_energy_budget_uj": "dram_energy_budget_uj",
-              "profile": "profiles"}
+TRIAL_KEYS = {d.search_key: d.experiment_key for d in DIMENSIONS}
 
 
 @dataclass(frozen=True)
@@ -40,20 +39,14 @@ class ExperimentConfig:
                         pattern=(r"[A-Za-z0-9][A-Za-z0-9._=-]*", "a plain folder name (letters, digits, . _ - =)"))
     storage: str = setting(DEFAULT_STORAGE, "local folder or s3://bucket/prefix: results, Tune state, checkpoints")
     endpoint_url: str = setting("", "S3-compatible endpoint; \"\" = AWS_ENDPOINT_URL or AWS itself")
-    seeds: tuple[int, ...] = setting((0,), "scan dimension: seed variance is part of every front",
-                                     min_items=1, unique=True)
-    lambda_time: tuple[float, ...] = setting((0.0,), "scan dimension: weights of the DRAM time term (seed 2)",
-                                             min_items=1, ge=0)
-    lambda_energy: tuple[float, ...] = setting((0.0,), "scan dimension: weights of the DRAM energy term (seed 2)",
-                                               min_items=1, ge=0)
-    dram_time_budget_us: tuple[float, ...] = setting((0.0,), "scan dimension: DRAM time budgets of the deployed "
-                                                     "network, us (0 = off; search key of the same name)",
-                                                     min_items=1, ge=0)
-    dram_energy_budget_uj: tuple[float, ...] = setting((0.0,), "scan dimension: DRAM energy budgets, uJ (0 = off)",
-                                                       min_items=1, ge=0)
-    profiles: tuple[str, ...] = setting((), "scan dimension: processors; [] = [search.profile]", nonempty=True)
+    # the scan dimensions, one field each (seeds, lambda_time, lambda_energy, dram_time_budget_us,
+    # dram_energy_budget_uj, profiles), as results/dimensions.py declares them
+    for _dim in DIMENSIONS:
+        __annotations__[_dim.experiment_key] = tuple[_dim.value_type, ...]
+        vars()[_dim.experiment_key] = setting(_dim.default, _dim.why, **_dim.bounds)
+    del _dim
     scan: str = setting("grid", "how points are chosen: \"grid\" (the full product) or \"adaptive\" "
-                        "(orchestrator/scan_policy.py, a Tune Searcher)", choices=SCANS)
+                        "(results/scan_policy.py, a Tune Searcher)", choices=SCANS)
     scan_init: int = setting(3, "adaptive: nonzero log-spaced values per scanned lambda in the coarse grid "
                              "(0 = the configured values)", ge=0)
     scan_budget: int = setting(0, "adaptive: total trials, coarse grid included (0 = twice the coarse grid); "
@@ -80,25 +73,27 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         """Rules that span fields (the per-field bounds are declared above)."""
-        if not self.profiles:  # resolved once, so to_dict/from_dict round-trip exactly
-            object.__setattr__(self, "profiles", (self.search.profile,))
+        for dim in DIMENSIONS:  # [] = the base's value (profiles), resolved once: to_dict/from_dict round-trip
+            if not getattr(self, dim.experiment_key):
+                object.__setattr__(self, dim.experiment_key, (getattr(self.search, dim.search_key),))
         if self.scan == "adaptive":
             from .scan_space import check_adaptive  # the scan's own rules (ConfigError naming key and value)
 
             check_adaptive(self)
 
     # ------------------------------------------------------------------ derived
+    def values(self, dim: ScanDimension) -> tuple[Any, ...]:
+        """The values of scan dimension ``dim`` (``results.dimensions``): its experiment key's."""
+        return getattr(self, dim.experiment_key) or (getattr(self.search, dim.search_key),)
+
     @property
     def profile_list(self) -> tuple[str, ...]:
         return self.profiles or (self.search.profile,)
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """Every trial's overrides, seeds x lambda_time x lambda_energy x budgets x profiles (the grid scan)."""
-        return [dict(seed=s, lambda_time=lt, lambda_energy=le, dram_time_budget_us=tb, dram_energy_budget_uj=eb,
-                     profile=p)
-                for s, lt, le, tb, eb, p in itertools.product(self.seeds, self.lambda_time, self.lambda_energy,
-                                                              self.dram_time_budget_us, self.dram_energy_budget_uj,
-                                                              self.profile_list)]
+        """Every trial's overrides, the product of every scan dimension's values (seeds x lambda_time x
+        lambda_energy x budgets x profiles): the grid scan."""
+        return [dict(zip(TRIAL_KEYS, point)) for point in itertools.product(*(self.values(d) for d in DIMENSIONS))]
 
     def trial_config(self, point: Mapping[str, Any]) -> SearchConfig:
         return self.search.replace(**point)
@@ -150,10 +145,11 @@ def normalise(data: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def _put_search(out: dict[str, Any], key: str, value: Any, source: str) -> None:
-    if key in TRIAL_KEYS:  # a scan dimension, whichever way it is spelled
-        out[TRIAL_KEYS[key]] = value
-        if key == "profile" and isinstance(value, str):
-            out["search"]["profile"] = value  # also the base profile (used when profiles is empty)
+    dim = next((d for d in DIMENSIONS if d.search_key == key), None)
+    if dim is not None:  # a scan dimension, whichever way it is spelled
+        out[dim.experiment_key] = value
+        if not dim.default and isinstance(value, dim.value_type):
+            out["search"][key] = value  # one value: also the base's (what an empty list means: profile)
         return
     if key not in SEARCH_KEYS:
         raise ConfigError(f"unknown search key {key!r} (value {value!r}) in {source}; "

@@ -1,12 +1,12 @@
 """The ``hwnas`` command. Each subcommand lives in the module that owns it and registers itself here:
 
-  hwnas trial   one search in this process, no Ray            (orchestrator.trial_cmd)
-  hwnas cost    DRAM cost of one operator on a profile         (cost_models.cli)
-  hwnas search  a Ray Tune experiment over seeds x lambdas     (orchestrator.search_cmd)
-  hwnas pareto  read, print and plot an experiment's front     (orchestrator.pareto_cmd)
-  hwnas submit  hwnas search (or train) as a Ray job           (orchestrator.submit_cmd)
-  hwnas train   a front's point trained at full size           (orchestrator.train_cmd)
-  hwnas export  a trained network to ONNX, onnxruntime-checked (orchestrator.export_cmd)
+  hwnas trial   one search in this process, no Ray            (hwnas.cli.trial)
+  hwnas cost    DRAM cost of one operator on a profile         (hwnas.cli.cost)
+  hwnas search  a Ray Tune experiment over seeds x lambdas     (hwnas.cli.search)
+  hwnas pareto  read, print and plot an experiment's front     (hwnas.cli.pareto)
+  hwnas submit  hwnas search (or train) as a Ray job           (hwnas.cli.submit)
+  hwnas train   a front's point trained at full size           (hwnas.cli.train)
+  hwnas export  a trained network to ONNX, onnxruntime-checked (hwnas.cli.export)
 
 Errors are one line on stderr, never a traceback (``-v`` logs it): bad input (a ``ValueError``, a missing
 or unreadable file, an unreachable address) exits 2; any other ``OSError`` or Arrow error (a write that
@@ -21,13 +21,13 @@ import sys
 
 # (subcommand module, attribute) pairs; imported lazily so `hwnas cost` never pays for Ray or torch.
 _COMMANDS = {
-    "trial": "orchestrator.trial_cmd",
-    "cost": "cost_models.cli",
-    "search": "orchestrator.search_cmd",
-    "pareto": "orchestrator.pareto_cmd",
-    "submit": "orchestrator.submit_cmd",
-    "train": "orchestrator.train_cmd",
-    "export": "orchestrator.export_cmd",
+    "trial": "hwnas.cli.trial",
+    "cost": "hwnas.cli.cost",
+    "search": "hwnas.cli.search",
+    "pareto": "hwnas.cli.pareto",
+    "submit": "hwnas.cli.submit",
+    "train": "hwnas.cli.train",
+    "export": "hwnas.cli.export",
 }
 
 
@@ -98,6 +98,3 @@ def _error(command: str, exc: BaseException, code: int) -> int:
     print(f"hwnas {command}: error: {text}", file=sys.stderr)
     return code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

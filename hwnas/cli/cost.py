@@ -22,9 +22,9 @@ from searchspace.genotype import Genotype
 from searchspace.layout import deploy_geometry
 from searchspace.ops import OPS
 
-from .network import derived_network_cost
-from .profile import list_profiles, load_profile
-from .traffic import op_cost
+from cost_models.network import derived_network_cost
+from cost_models.profile import list_profiles, load_profile
+from cost_models.traffic import op_cost
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _network(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _onnx(args: argparse.Namespace) -> int:
-    from .onnx_graph import onnx_cost  # imports onnx: only this mode pays for it
+    from cost_models.onnx_graph import onnx_cost  # imports onnx: only this mode pays for it
 
     extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out", "set_items")
              if getattr(args, k) is not None]

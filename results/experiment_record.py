@@ -5,17 +5,20 @@
 the end with the trials' counts. ``hwnas search --resume NAME`` rebuilds the experiment from it, so
 only ``--storage`` (and ``--endpoint-url``) and the name are needed again.
 
-``prepare_folder`` is the preflight that keeps results from being replaced without being asked, and it
-runs before Ray is contacted:
+``preflight`` (a new run) and ``resume_preflight`` (``--resume NAME``) check everything that can fail
+without running a trial, before Ray is contacted and each once: the processor profiles, the storage, and
+on a resume the folder (``prepare_folder``) and its record. ``Preflight`` holds what they found; its
+``claim`` then takes the folder for this driver. ``prepare_folder`` is the check that keeps results from
+being replaced without being asked:
 
 * a new run refuses a folder that holds anything (results, Tune state, checkpoints) unless
   ``--overwrite``, which moves the earlier experiment aside to ``<name>.replaced-<UTC time>`` (nothing is
   deleted) and says so;
 * ``--resume`` refuses a folder without Tune state, creating nothing;
-* ``claim_folder`` then claims the folder for this driver (``orchestrator/claim.py``), so that a second
+* ``claim_folder`` then claims the folder for this driver (``results/claim.py``), so that a second
   driver of the same experiment exits 2 naming the first instead of writing beside it.
 
-Ray-free (the layers test checks): only the storage and the config.
+Ray-free (the layers test checks): the storage, the config and the cost model's profiles.
 """
 from __future__ import annotations
 
@@ -77,6 +80,45 @@ class ExperimentRecord:
             return ExperimentConfig.from_dict(data)
         except ValueError as exc:
             raise ValueError(f"{where}: the saved config no longer loads ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What a run found before Ray (module docstring): its experiment, its storage (reachable), whether it
+    resumes or overwrites, and on a resume the folder's record (None for a folder from before records)."""
+    experiment: ExperimentConfig
+    storage: Storage
+    resume: bool = False
+    overwrite: bool = False
+    record: ExperimentRecord | None = None
+
+    def claim(self) -> Claim:
+        """This driver's claim on the folder (``claim_folder``); a resume's folder was checked already, so
+        it only takes over a stale claim (refusing a live one)."""
+        name = self.experiment.name
+        if self.resume:
+            return Claim.take(self.storage.child(name), name, "resume")
+        return claim_folder(self.storage, name, overwrite=self.overwrite)
+
+
+def check_profiles(exp: ExperimentConfig) -> None:
+    """Unknown processor profiles fail here, before Ray and before any trial."""
+    from cost_models.profile import load_profile
+
+    for name in exp.profile_list:
+        load_profile(name)  # ValueError naming the profile
+
+
+def preflight(exp: ExperimentConfig, resume: bool = False, overwrite: bool = False) -> Preflight:
+    """Everything a run of ``exp`` can fail on without running a trial: profiles, storage (StorageError /
+    ValueError), and with ``resume`` the folder's Tune state (``prepare_folder``) and its record. A new
+    run's folder is checked when it is claimed (``Preflight.claim``)."""
+    check_profiles(exp)
+    storage = Storage.from_uri(exp.storage, exp.endpoint_url or None).check()
+    if not resume:
+        return Preflight(exp, storage, overwrite=overwrite)
+    prepare_folder(storage, exp.name, resume=True, overwrite=overwrite)
+    return Preflight(exp, storage, resume=True, record=read_record(storage, exp.name))
 
 
 def utc_now() -> str:
@@ -146,7 +188,7 @@ def prepare_folder(storage: Storage, name: str, resume: bool = False, overwrite:
 
 
 def claim_folder(storage: Storage, name: str, resume: bool = False, overwrite: bool = False) -> Claim:
-    """``prepare_folder``, then this driver's claim on the folder (``orchestrator/claim.py``), before Ray.
+    """``prepare_folder``, then this driver's claim on the folder (``results/claim.py``), before Ray.
 
     A new run creates the claim exclusively (a second run started at the same time gets
     ``ExperimentInUse`` naming the first); ``--resume`` takes over a stale claim and refuses a live one;
@@ -189,13 +231,12 @@ def experiments_in(storage: Storage, limit: int = 10) -> list[str]:
     return names
 
 
-def resume_config(storage: Storage, name: str, given: ExperimentConfig | None,
+def resume_config(record: ExperimentRecord | None, storage: Storage, name: str, given: ExperimentConfig | None,
                   endpoint_url: str = "", keys: set[str] | None = None) -> ExperimentConfig:
-    """The experiment to resume: its saved record (``given``, built from --preset/--config/--set, only
-    warns where it differs: the saved settings apply), or ``given`` for a folder from before records.
-    ``keys``: the keys the command line set (``experiment_config.given_keys``); the warning names only
-    those (None: every key that differs)."""
-    record = read_record(storage, name)
+    """The experiment to resume: its saved ``record`` (``given``, built from --preset/--config/--set, only
+    warns where it differs: the saved settings apply), or ``given`` for a folder from before records
+    (``record`` None). ``keys``: the keys the command line set (``experiment_config.given_keys``); the
+    warning names only those (None: every key that differs)."""
     where = storage.child(name).uri_of(RECORD_FILE)
     if record is None:
         if given is None:
@@ -219,10 +260,11 @@ def differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
     return out
 
 
-def experiment_for_resume(name: str, storage_uri: str, endpoint_url: str,
-                          given: ExperimentConfig | None, keys: set[str] | None = None) -> ExperimentConfig:
-    """``hwnas search --resume NAME``: the experiment from ``<storage>/<name>/experiment.json`` (see
-    ``resume_config``), checked before Ray; nothing is created when there is nothing to resume."""
+def resume_preflight(name: str, storage_uri: str, endpoint_url: str, given: ExperimentConfig | None,
+                     keys: set[str] | None = None) -> Preflight:
+    """``hwnas search --resume NAME``'s preflight, each check once: the storage, the folder (Tune state),
+    its record, the experiment it holds (``resume_config``) and that experiment's profiles. Nothing is
+    created when there is nothing to resume."""
     from pathlib import Path
 
     storage = Storage.from_uri(storage_uri, endpoint_url or None)
@@ -230,4 +272,13 @@ def experiment_for_resume(name: str, storage_uri: str, endpoint_url: str,
         raise ValueError(f"cannot resume {name!r}: the storage folder {storage.uri} does not exist")
     storage.check()
     prepare_folder(storage, name, resume=True)
-    return resume_config(storage, name, given, endpoint_url, keys)
+    record = read_record(storage, name)
+    exp = resume_config(record, storage, name, given, endpoint_url, keys)
+    check_profiles(exp)
+    return Preflight(exp, storage, resume=True, record=record)
+
+
+def experiment_for_resume(name: str, storage_uri: str, endpoint_url: str,
+                          given: ExperimentConfig | None, keys: set[str] | None = None) -> ExperimentConfig:
+    """The experiment ``hwnas search --resume NAME`` continues: ``resume_preflight``'s."""
+    return resume_preflight(name, storage_uri, endpoint_url, given, keys).experiment
