@@ -45,7 +45,7 @@ def one_search(overrides: dict) -> dict:
     """One search in this process; what the table needs from it."""
     import torch
 
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from trainables import load_checkpoint, run_search, stage2_space
 
     torch.set_num_threads(1)
@@ -53,7 +53,7 @@ def one_search(overrides: dict) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = os.path.join(tmp, "search.ckpt")
-        result = run_search(config, edge_cost_table(config), checkpoint=ckpt,
+        result = run_search(config, search_cost_table(config), checkpoint=ckpt,
                             network_cost=lambda g: derived_network_cost(g, config))
         state = load_checkpoint(ckpt, config)
     space = stage2_space(config, state.groups, state.stage1.choice)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cost_models import derived_network_cost, edge_cost_table  # noqa: E402
+from cost_models import derived_network_cost, search_cost_table  # noqa: E402
 from searchspace.config import SearchConfig, parse_set  # noqa: E402
 from searchspace.genotype import CellGenotype, Genotype  # noqa: E402
 from searchspace.layout import reduction_cells  # noqa: E402
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     cheap = derived_network_cost(uniform_genotype(config, "max_pool_3x3"), config).dram_time_us
     dear = derived_network_cost(uniform_genotype(config, "sep_conv_5x5"), config).dram_time_us
     budget = float(f"{cheap + args.at * (dear - cheap):.4g}")
-    table = edge_cost_table(config)
+    table = search_cost_table(config)
     print(f"profile {config.profile}, deployed {config.deploy_layers} cells x C={config.deploy_channels}: all-pool "
           f"{cheap:.1f} us, all-sep_conv_5x5 {dear:.1f} us; budget {budget:g} us; budget_weight "
           f"{config.budget_weight:g}")

@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # search_quality, run as a script or imported
 
-from cost_models import derived_network_cost, edge_cost_table  # noqa: E402
+from cost_models import derived_network_cost, search_cost_table  # noqa: E402
 from search_quality import GEOMETRIES  # noqa: E402
 from searchspace.config import SearchConfig, parse_set  # noqa: E402
 from searchspace.genotype import Genotype  # noqa: E402
@@ -81,7 +81,7 @@ def one_run(config: SearchConfig, data, train_seed: int) -> Run:
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    trial = Trial(config, data, edge_cost_table(config), device, gen, None, None, started=t0)
+    trial = Trial(config, data, search_cost_table(config), device, gen, None, None, started=t0)
     state = search_stage2(trial, search_stage1(trial, choose_groups(trial, SearchState())))
     seconds = time.perf_counter() - t0
     space1 = stage1_space(config, state.groups)

@@ -4,7 +4,7 @@
 
 Starts a local Ray (num_cpus=1), creates the named cost service, warms its cache, then times
 ``ray.get(handle.query.remote(batch))`` for a 1-query batch and for the batch of a whole supernet edge
-table (every (cell, edge, candidate) of the default SearchConfig, deduplicated as edge_cost_table sends
+table (every (cell, edge, candidate) of the default SearchConfig, deduplicated as search_cost_table sends
 it), each ``--calls`` times (cached answers: this is the service overhead a trial pays), and the same
 batch computed in process by ``local_query_fn`` (uncached model cost) for reference. Not a test.
 """
@@ -23,14 +23,13 @@ import ray  # noqa: E402
 from cost_models import CostQuery, local_query_fn  # noqa: E402
 from orchestrator.cost_service import cost_service_name, start_cost_service  # noqa: E402
 from searchspace.config import SearchConfig  # noqa: E402
-from searchspace.layout import plan_cells, supernet_edge_shapes  # noqa: E402
+from searchspace.layout import network_spec, supernet_edge_shapes  # noqa: E402
 from searchspace.ops import CANDIDATES  # noqa: E402
 
 
 def _table_queries(config: SearchConfig) -> list[CostQuery]:
-    plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
     qs = [CostQuery(config.profile, op, c, c, h, w, s, config.cost_batch)
-          for row in supernet_edge_shapes(plans, config.nodes) for (c, h, w, s) in row for op in CANDIDATES]
+          for row in supernet_edge_shapes(network_spec(config)) for (c, h, w, s) in row for op in CANDIDATES]
     return list(dict.fromkeys(qs))
 
 

@@ -188,7 +188,7 @@ def cheapest_energy(config_json: str | None) -> tuple[float | None, Any]:
     """E_min of an experiment: the cheapest derivation (skip cap) of its trials' space, on its cost table."""
     if not config_json:
         return None, None
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from cost_models.extremes import cheapest_genotype
     from searchspace.config import SearchConfig
     from searchspace.groups import parse_groups
@@ -197,7 +197,7 @@ def cheapest_energy(config_json: str | None) -> tuple[float | None, Any]:
     config = SearchConfig.from_dict(json.loads(config_json))
     groups = parse_groups(config.groups)
     ops = CANDIDATES if isinstance(groups, int) else tuple(op for _, g in groups.items for op in g)
-    genotype = cheapest_genotype(edge_cost_table(config), config.nodes, config.max_skip_per_cell, "energy", ops)
+    genotype = cheapest_genotype(search_cost_table(config), config.nodes, config.max_skip_per_cell, "energy", ops)
     return float(derived_network_cost(genotype, config).dram_energy_uj), genotype.to_dict()
 
 

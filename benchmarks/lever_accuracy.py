@@ -39,14 +39,14 @@ def one_trial(preset_name: str, overrides: dict, seed: int) -> dict:
     """A whole trial in this (worker) process, one torch thread."""
     import torch
 
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from searchspace.config import SearchConfig, preset
     from trainables import run_search
 
     torch.set_num_threads(1)
     cfg = SearchConfig.from_dict({**preset(preset_name), **overrides, "seed": seed})
     t0 = time.perf_counter()
-    r = run_search(cfg, edge_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg))
+    r = run_search(cfg, search_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg))
     return {"seed": seed, "supernet_accuracy": r.supernet_accuracy, "accuracy": r.accuracy,
             "dram_time_us": r.dram_time_us, "stage1_epochs": r.stage1_epochs, "stage2_epochs": r.stage2_epochs,
             "seconds": time.perf_counter() - t0, "phase_seconds": r.phase_seconds,

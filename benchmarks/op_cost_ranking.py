@@ -3,7 +3,7 @@ proxy geometry and at deployed geometries (issue #16: the ranking changes with t
 
   .venv/bin/python benchmarks/op_cost_ranking.py [--preset fashion] [--metric energy_uj|time_us|dram_bytes]
 
-Each number is the candidate's summed entry over every (searched cell, edge) of ``edge_cost_table`` (the
+Each number is the candidate's summed entry over every (searched cell, edge) of ``search_cost_table`` (the
 operator plus its share of the node's sum, summed over the deployed cells each searched cell stands for)
 divided by the same sum for sep_conv_3x3. Geometries: the preset's search network; C=36, 20 cells, 32x32
 (DARTS's evaluation network) at batch 1 and at batch 32. Computed in process; prints a Markdown table.
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cost_models import edge_cost_table, list_profiles  # noqa: E402
+from cost_models import list_profiles, search_cost_table  # noqa: E402
 from searchspace.config import SearchConfig, preset  # noqa: E402
 from searchspace.ops import CANDIDATES  # noqa: E402
 
@@ -33,7 +33,7 @@ GEOMETRIES = (
 
 def ratios(config: SearchConfig, metric: str) -> dict[str, float]:
     """candidate -> its summed table entry / sep_conv_3x3's."""
-    table = edge_cost_table(config)
+    table = search_cost_table(config)
     values = getattr(table, metric).astype(np.float64).sum(axis=(0, 1))  # [candidates]
     ref = values[table.candidates.index("sep_conv_3x3")]
     return {op: float(v / ref) for op, v in zip(table.candidates, values)}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_models import derived_network_cost, edge_cost_table
+from cost_models import derived_network_cost, search_cost_table
 from searchspace.config import SearchConfig, parse_set, preset
 import searchspace.genotype
 from searchspace.genotype import CellGenotype, Genotype
@@ -138,7 +138,7 @@ def search_side(config: SearchConfig, knob: str, lambdas: list[float], seeds: li
         t0 = time.perf_counter()
         # the trial's own target training is skipped (eval_epochs 0): every point is retrained below with
         # the identical protocol and seeds as the random genotypes
-        result = run_search(cfg.replace(eval_epochs=0), edge_cost_table(cfg))
+        result = run_search(cfg.replace(eval_epochs=0), search_cost_table(cfg))
         search_s += time.perf_counter() - t0
         accs, secs = train_point(config, result.genotype, seeds, data)
         train_s += secs

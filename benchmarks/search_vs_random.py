@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from cost_models import derived_network_cost, edge_cost_table
+from cost_models import derived_network_cost, search_cost_table
 from searchspace.config import SearchConfig, parse_set
 from searchspace.genotype import CellGenotype, Genotype
 from searchspace.ops import CANDIDATES
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     config = SearchConfig.from_dict({**DEFAULTS, **parse_set(args.sets)})
 
     t0 = time.perf_counter()
-    result = run_search(config, edge_cost_table(config), network_cost=lambda g: derived_network_cost(g, config))
+    result = run_search(config, search_cost_table(config), network_cost=lambda g: derived_network_cost(g, config))
     search_s = time.perf_counter() - t0
     data = load_datasets(config)
     rows = [{"genotype": "searched", "accuracy": result.accuracy, "dram_time_us": result.dram_time_us,

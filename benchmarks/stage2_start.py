@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from cost_models import edge_cost_table
+from cost_models import search_cost_table
 from searchspace.config import SearchConfig, parse_set, preset
 from trainables import SearchState, load_datasets, stage2_space
 from trainables.search import Trial, choose_groups, search_stage1, search_stage2
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         device = search_device(config)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        trial = Trial(config, load_datasets(config, device), edge_cost_table(config), device, gen, None, None,
+        trial = Trial(config, load_datasets(config, device), search_cost_table(config), device, gen, None, None,
                       time.perf_counter())
         after1 = search_stage1(trial, choose_groups(trial, SearchState()))
         rng = gen.get_state()

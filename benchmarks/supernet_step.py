@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from cost_models import derived_network_cost, edge_cost_table
+from cost_models import derived_network_cost, search_cost_table
 from searchspace.config import SearchConfig, preset
 from searchspace.groups import DEFAULT_GROUPS, Groups
 from trainables import build_supernet, run_search, search_epoch
@@ -58,7 +58,7 @@ def stage2_candidates(config: SearchConfig) -> list[list[tuple[str, ...]]]:
 
 def time_steps(config: SearchConfig, stage: int, steps: int, warmup: int, device: torch.device) -> dict:
     config = config.replace(lambda_time=0.1, lambda_energy=0.1)  # the cost term in the step, as in a trial
-    st = build_supernet(config, edge_cost_table(config), stage, stage2_candidates(config) if stage == 2 else None,
+    st = build_supernet(config, search_cost_table(config), stage, stage2_candidates(config) if stage == 2 else None,
                         device=device)
     x = torch.randn(config.batch_size, config.in_channels, config.image_size, config.image_size, device=device)
     y = torch.randint(0, 10, (config.batch_size,), device=device)
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
                                      test_size=128, max_epochs=2, patience=2, warmup_epochs=0, eval_epochs=1,
                                      augment=True)
                 t0 = time.perf_counter()
-                res = run_search(cfg, edge_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg))
+                res = run_search(cfg, search_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg))
                 rows.append({"device": name, "variant": variant, **geometry, "stage": "search",
                              "seconds": time.perf_counter() - t0, "supernet_accuracy": res.supernet_accuracy,
                              "stage_seconds": res.phase_seconds})

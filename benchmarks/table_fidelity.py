@@ -1,6 +1,6 @@
 """How well a per-edge table can stand for a network's DRAM cost (issue 22, "one accounting").
 
-The loss weighs ``edge_cost_table``: one share per (searched cell, edge, candidate) plus fixed terms. Under
+The loss weighs ``search_cost_table``: one share per (searched cell, edge, candidate) plus fixed terms. Under
 the round-trip rule that sum is a derived network's ``network_cost`` exactly. Under the resident rule it is
 exact while the live set fits the buffer (every tensor stays on chip) and when no tensor fits beside
 another; in between, what spills depends on the whole genotype (its wiring decides when tensors die, its
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cost_models import derived_network_cost, edge_cost_table, list_profiles, local_query_fn  # noqa: E402
+from cost_models import derived_network_cost, list_profiles, local_query_fn, search_cost_table  # noqa: E402
 from searchspace.config import SearchConfig, parse_set, preset  # noqa: E402
 from searchspace.genotype import cell_edges, random_genotype  # noqa: E402
 from searchspace.layout import reduction_cells  # noqa: E402
@@ -63,7 +63,7 @@ def measure(config: SearchConfig, genotypes: int, fit: int) -> dict:
     test = [random_genotype(reds, config.nodes, random.Random(s), CANDIDATES) for s in range(genotypes)]
     nets = [derived_network_cost(g, config, query) for g in test]
     truth = np.array([n.dram_bytes for n in nets], dtype=float)
-    table = edge_cost_table(config, query)
+    table = search_cost_table(config, query)
     ours = np.array([table.genotype_cost(g, config.nodes)[2] for g in test], dtype=float)
     spilled = sum(r["spilled_bytes"] for n in nets for r in n.rows)
     onchip = sum(r["onchip_bytes"] for n in nets for r in n.rows)

@@ -5,12 +5,14 @@ Both count every kernel a network runs (stem, preprocessing, edge operators, nod
 output concat, classifier) with the one accounting of ``cost_models.accounting``: the table's entries
 are each edge's share (its operator + its share of the node's sum), its ``fixed_*`` fields the rest, so
 that a derived genotype's entries plus the fixed terms equal ``network_cost`` at the same geometry.
-Both cost the deployed form of every operator (pools without the supernet's BN), on the deployed
-network (``searchspace.layout.deploy_geometry``: ``deploy_layers`` x ``deploy_channels`` x
-``deploy_image_size``, each 0 = the evaluation network's, itself the search's by default): the loss and
-every reported cost see what the shipped network pays, not the search's proxy, whose tensors all fit
-on chip. Each searched cell stands for the deployed cells of its segment (``layout.cell_sources``, the
-mapping ``expand_genotype`` uses), so its table entry is the sum over those cells at their shapes.
+Both take the network as a ``NetworkSpec`` (``searchspace.layout``), a profile and a batch. A trial costs
+the deployed form of every operator (pools without the supernet's BN) on the deployed network
+(``network_spec(config, DEPLOYMENT)``: ``deploy_layers`` x ``deploy_channels`` x ``deploy_image_size``,
+each 0 = the evaluation network's, itself the search's by default): the loss and every reported cost see
+what the shipped network pays, not the search's proxy, whose tensors all fit on chip; ``derived_network_cost``
+and ``search_cost_table`` are that trial's view of a ``SearchConfig``. Each searched cell stands for the
+deployed cells of its segment (``layout.cell_sources``, the mapping ``expand_genotype`` uses), so its
+table entry is the sum over those cells at their shapes.
 
 Both ask their ``query_fn`` once, with one batch of deduplicated operator queries, so a Tune trial talks
 to the cost service actor once per table; without a ``query_fn`` they compute in process (``hwnas
@@ -26,16 +28,17 @@ from typing import Any
 import numpy as np
 
 from searchspace.config import SearchConfig
-from searchspace.genotype import Genotype
-from searchspace.genotype import cell_edges
-from searchspace.layout import (CONCAT_OP, NODE_SUM_OP, Geometry, OpInstance, cell_concat_instance, cell_sources,
-                                classifier_instance, deploy_geometry, edge_input, expand_genotype, network_instances,
-                                node_sum_instance, plan_cells, preprocess_instances, reduction_cells, stem_instance)
+from searchspace.genotype import Genotype, cell_edges
+from searchspace.layout import (CONCAT_OP, DEPLOYMENT, NODE_SUM_OP, SEARCH, CostTable, NetworkSpec, OpInstance,
+                                cell_concat_instance, cell_sources, classifier_instance, edge_input, expand_genotype,
+                                network_instances, network_spec, node_sum_instance, plan_cells, preprocess_instances,
+                                reduction_cells, stem_instance)
 from searchspace.ops import CANDIDATES, is_identity
 
 from .accounting import Term, concat_row, edge_row, edge_share, node_fixed, node_sum_row, op_term
 from .kernels import network_rows, table_terms
-from .query import CostQuery, QueryFn, get_profile, local_query_fn
+from .profile import load_profile
+from .query import CostQuery, QueryFn, local_query_fn
 from .traffic import OpCost
 
 log = logging.getLogger(__name__)
@@ -67,24 +70,19 @@ class NetworkCost:
         return d
 
 
-@dataclass(frozen=True)
-class EdgeCostTable:
-    """Expected-cost inputs of the supernet loss: ``time_us[cell, edge, candidate]`` (cell: a searched
-    cell), same for energy and bytes: what choosing that candidate on that edge adds to the deployed
-    network (its operator and its share of the node's sum, summed over the deployed cells the searched
-    cell stands for; module doc). ``fixed_*``: everything the choice does not change (stem,
-    preprocessing, node writes, concats, classifier), over the whole deployed network."""
+@dataclass(frozen=True, eq=False, kw_only=True)
+class EdgeCostTable(CostTable):
+    """The search loss's ``CostTable`` (``time_us[cell, edge, candidate]``, cell: a searched cell; the same
+    for energy) with its bytes: what choosing that candidate on that edge adds to the deployed network (its
+    operator and its share of the node's sum, summed over the deployed cells the searched cell stands for;
+    module doc). ``fixed_*``: everything the choice does not change (stem, preprocessing, node writes,
+    concats, classifier), over the whole deployed network. The fields beyond ``CostTable``'s are keywords."""
 
     profile: str
     batch: int
-    candidates: tuple[str, ...]
-    time_us: np.ndarray  # float64 [n_cells, n_edges, n_candidates]
-    energy_uj: np.ndarray  # float64 [n_cells, n_edges, n_candidates]
     dram_bytes: np.ndarray  # int64 [n_cells, n_edges, n_candidates]
-    fixed_time_us: float = 0.0
-    fixed_energy_uj: float = 0.0
     fixed_dram_bytes: int = 0
-    geometry: Geometry | None = None  # the deployed network the entries are for
+    geometry: NetworkSpec | None = None  # the deployed network the entries are for
     deployed_cells: tuple[int, ...] = ()  # per searched cell: how many deployed cells it stands for
 
     def genotype_cost(self, genotype: Genotype, nodes: int) -> tuple[float, float, int]:
@@ -115,26 +113,19 @@ def _is_operator(inst: OpInstance) -> bool:
     return inst.op not in (NODE_SUM_OP, CONCAT_OP)
 
 
-def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | None = None,
-                 layers: int | None = None, channels: int | None = None, image_size: int | None = None) -> NetworkCost:
-    """DRAM bytes, time and energy of every kernel of the network of ``genotype`` (one cell per layer).
-
-    The geometry is the search's (``config.layers`` x ``config.channels``, ``config.image_size``) unless
-    ``layers`` / ``channels`` / ``image_size`` override it; ``derived_network_cost`` costs the deployed one.
-    Batch ``config.cost_batch``, processor ``config.profile``.
-    """
-    layers = layers or config.layers
-    channels = channels or config.channels
-    image_size = image_size or config.image_size
-    profile, batch = get_profile(config.profile), config.cost_batch
-    plans = plan_cells(layers, channels, config.nodes, image_size, config.stem_multiplier)
-    instances = network_instances(genotype, plans, config.nodes, config.in_channels, image_size,
-                                  config.num_classes, config.stem_multiplier)
-    queries = {i: _instance_query(inst, config.profile, batch) for i, inst in enumerate(instances) if _is_operator(inst)}
+def network_cost(genotype: Genotype, spec: NetworkSpec, profile_name: str, batch: int,
+                 query_fn: QueryFn | None = None) -> NetworkCost:
+    """DRAM bytes, time and energy of every kernel of the network ``spec`` of ``genotype`` (one cell per
+    layer), one inference of ``batch`` images on the processor ``profile_name`` (a profile name or file);
+    ``derived_network_cost`` costs a trial's deployed network."""
+    profile = load_profile(profile_name)
+    plans = plan_cells(spec)
+    instances = network_instances(genotype, spec)
+    queries = {i: _instance_query(inst, profile_name, batch) for i, inst in enumerate(instances) if _is_operator(inst)}
     answers = _answer(list(queries.values()), query_fn)
     costs = {i: answers[q] for i, q in queries.items()}
     if profile.fused:  # the kernels it runs, under the profile's rule between kernels (cost_models.kernels)
-        terms = network_rows(profile, batch, instances, plans, config.nodes, costs)
+        terms = network_rows(profile, batch, instances, plans, spec.nodes, costs)
     else:
         terms = [(t, 0, 0) for t in _unfused_rows(profile, batch, instances, costs)]
     rows, total = [], Term()
@@ -145,12 +136,12 @@ def network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | N
                      "node": inst.node, "fan_in": inst.fan_in, **term.to_dict(profile), "onchip_bytes": onchip,
                      "spilled_bytes": spilled})
     result = NetworkCost(
-        profile=config.profile, batch=batch, dram_read_bytes=total.dram_read_bytes,
+        profile=profile_name, batch=batch, dram_read_bytes=total.dram_read_bytes,
         dram_write_bytes=total.dram_write_bytes, dram_bytes=total.dram_bytes, compulsory_bytes=total.compulsory_bytes,
         dram_latencies=total.dram_latencies, dram_time_us=float(sum(r["dram_time_us"] for r in rows)),
         dram_energy_uj=float(sum(r["dram_energy_uj"] for r in rows)), rows=tuple(rows))
-    log.debug("network cost on %s (%d cells, C=%d, %dx%d): %d B, %.2f us, %.3f uJ over %d rows", config.profile,
-              layers, channels, image_size, image_size, result.dram_bytes, result.dram_time_us,
+    log.debug("network cost on %s (%d cells, C=%d, %dx%d): %d B, %.2f us, %.3f uJ over %d rows", profile_name,
+              spec.layers, spec.channels, spec.image_size, spec.image_size, result.dram_bytes, result.dram_time_us,
               result.dram_energy_uj, len(rows))
     return result
 
@@ -176,35 +167,42 @@ def _unfused_rows(profile, batch: int, instances: list[OpInstance], costs: dict[
 
 def derived_network_cost(genotype: Genotype, config: SearchConfig, query_fn: QueryFn | None = None) -> NetworkCost:
     """The cost a trial reports: the searched ``genotype`` mapped onto the deployed network
-    (``layout.deploy_geometry``: deploy_* keys, 0 = the evaluation network's, itself the search's by
-    default) and costed there."""
-    geo = deploy_geometry(config)
-    return network_cost(expand_genotype(genotype, geo.layers), config, query_fn, layers=geo.layers,
-                        channels=geo.channels, image_size=geo.image_size)
+    (``network_spec(config, DEPLOYMENT)``: deploy_* keys, 0 = the evaluation network's, itself the
+    search's by default) and costed there, on ``config.profile`` at ``config.cost_batch``."""
+    spec = network_spec(config, DEPLOYMENT)
+    return network_cost(expand_genotype(genotype, spec.layers), spec, config.profile, config.cost_batch, query_fn)
 
 
-def edge_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> EdgeCostTable:
+def search_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> EdgeCostTable:
+    """The table a trial's loss weighs: ``edge_cost_table`` of its deployed network, over its searched
+    cells, on ``config.profile`` at ``config.cost_batch``."""
+    return edge_cost_table(network_spec(config, DEPLOYMENT), config.profile, config.cost_batch, query_fn,
+                           searched=network_spec(config, SEARCH))
+
+
+def edge_cost_table(spec: NetworkSpec, profile_name: str, batch: int, query_fn: QueryFn | None = None, *,
+                    searched: NetworkSpec | None = None) -> EdgeCostTable:
     """Each candidate's share on every edge of every searched cell, in ``CANDIDATES`` order, and the
-    network's fixed terms, for the deployed network (``layout.deploy_geometry``; the search's by default).
+    network's fixed terms, for the network ``spec`` (one inference of ``batch`` on ``profile_name``)
+    built from the cells of a search of ``searched`` (default: ``spec`` itself).
 
-    Searched cell i's entry is the sum of its share over the deployed cells that take cell i
+    Searched cell i's entry is the sum of its share over the cells of ``spec`` that take cell i
     (``layout.cell_sources``), each at its own shapes; so entries + fixed of a searched genotype equal
-    ``derived_network_cost`` of it. Shape [searched cells, edges, candidates], whatever the deployed depth.
-    One batched query (distinct operator shapes only) for the whole table."""
-    profile, batch, nodes = get_profile(config.profile), config.cost_batch, config.nodes
-    geo = deploy_geometry(config)
-    searched = reduction_cells(config.layers)
-    sources = cell_sources([i in searched for i in range(config.layers)], geo.layers)
-    plans = plan_cells(geo.layers, geo.channels, nodes, geo.image_size, config.stem_multiplier)
+    ``network_cost`` of its expansion onto ``spec``. Shape [searched cells, edges, candidates], whatever
+    the depth of ``spec``. One batched query (distinct operator shapes only) for the whole table."""
+    searched = searched or spec
+    profile, nodes = load_profile(profile_name), spec.nodes
+    reductions = reduction_cells(searched.layers)
+    sources = cell_sources([i in reductions for i in range(searched.layers)], spec.layers)
+    plans = plan_cells(spec)
     edges = cell_edges(nodes)
     cells = [[OpInstance(op, c, c, h, h, s, plan.index, e, node=dst)
               for e, (src, dst) in enumerate(edges) for (c, h, s) in [edge_input(plan, src)] for op in CANDIDATES]
              for plan in plans]
-    fixed_ops = [stem_instance(plans, config.in_channels, geo.image_size),
-                 *(p for plan in plans for p in preprocess_instances(plan)),
-                 classifier_instance(plans, nodes, config.num_classes)]
+    fixed_ops = [stem_instance(spec), *(p for plan in plans for p in preprocess_instances(plan)),
+                 classifier_instance(spec, plans)]
     ops = [inst for row in cells for inst in row] + fixed_ops
-    queries = [_instance_query(inst, config.profile, batch) for inst in ops]
+    queries = [_instance_query(inst, profile_name, batch) for inst in ops]
     answers = _answer(queries, query_fn)
     deployed = (len(plans), len(edges), len(CANDIDATES))
     n_share = len(plans) * len(edges) * len(CANDIDATES)
@@ -227,18 +225,18 @@ def edge_cost_table(config: SearchConfig, query_fn: QueryFn | None = None) -> Ed
     index = np.asarray(sources, dtype=np.int64)
 
     def fold(values: list, dtype: type) -> np.ndarray:
-        out = np.zeros((config.layers, len(edges), len(CANDIDATES)), dtype=dtype)
+        out = np.zeros((searched.layers, len(edges), len(CANDIDATES)), dtype=dtype)
         np.add.at(out, index, np.array(values, dtype=dtype).reshape(deployed))
         return out
 
     time_us = fold([t.dram_time_us(profile) for t in shares[:n_share]], np.float64)
     energy_uj = fold([t.dram_energy_uj(profile) for t in shares[:n_share]], np.float64)
     dram_bytes = fold([t.dram_bytes for t in shares[:n_share]], np.int64)
-    counts = tuple(int(n) for n in np.bincount(index, minlength=config.layers))
+    counts = tuple(int(n) for n in np.bincount(index, minlength=searched.layers))
     log.debug("edge cost table on %s: %d searched cells (standing for %s deployed cells of %d, C=%d, %dx%d) x %d "
-              "edges x %d candidates from %d distinct queries", config.profile, config.layers, counts, geo.layers,
-              geo.channels, geo.image_size, geo.image_size, len(edges), len(CANDIDATES), len(answers))
-    return EdgeCostTable(config.profile, batch, CANDIDATES, time_us, energy_uj, dram_bytes,
+              "edges x %d candidates from %d distinct queries", profile_name, searched.layers, counts, spec.layers,
+              spec.channels, spec.image_size, spec.image_size, len(edges), len(CANDIDATES), len(answers))
+    return EdgeCostTable(CANDIDATES, time_us, energy_uj, profile=profile_name, batch=batch, dram_bytes=dram_bytes,
                          fixed_time_us=float(sum(t.dram_time_us(profile) for t in fixed)),
                          fixed_energy_uj=float(sum(t.dram_energy_uj(profile) for t in fixed)),
-                         fixed_dram_bytes=int(sum(t.dram_bytes for t in fixed)), geometry=geo, deployed_cells=counts)
+                         fixed_dram_bytes=int(sum(t.dram_bytes for t in fixed)), geometry=spec, deployed_cells=counts)

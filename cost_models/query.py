@@ -60,26 +60,25 @@ class CostQuery:
 #: Answers a batch of queries, in order. Raises CostQueryError for the first bad query.
 QueryFn = Callable[[list[CostQuery]], list[OpCost]]
 
-_PROFILES: dict[str, Profile] = {}
-
-
-def get_profile(name: str) -> Profile:
-    """Profiles loaded once per process (built-ins by name; files are re-checked by load_profile's cache)."""
-    if name not in _PROFILES:
-        _PROFILES[name] = load_profile(name)
-    return _PROFILES[name]
-
-
-def compute(query: CostQuery | Mapping[str, Any]) -> OpCost:
-    """One query, in process. Bad input raises :class:`CostQueryError` naming the value."""
+def compute(query: CostQuery | Mapping[str, Any], profiles: dict[str, Profile] | None = None) -> OpCost:
+    """One query, in process. Bad input raises :class:`CostQueryError` naming the value. The profile comes
+    from ``load_profile`` (its one cache: parsed once per file version, an edited file reloads); ``profiles``
+    holds those a batch already looked up, so each file is checked once per batch."""
     q = CostQuery.from_any(query)
     if not isinstance(q.profile, str):
         raise CostQueryError(f"profile must be a name or a file path, got {q.profile!r}")
     if not isinstance(q.op, str):
         raise CostQueryError(f"op must be an operator name, got {q.op!r}")
-    return op_cost(get_profile(q.profile), q.op, q.c_in, q.h, q.w, q.stride, q.batch, q.c_out)
+    if profiles is None:
+        profile = load_profile(q.profile)
+    elif q.profile in profiles:
+        profile = profiles[q.profile]
+    else:
+        profile = profiles[q.profile] = load_profile(q.profile)
+    return op_cost(profile, q.op, q.c_in, q.h, q.w, q.stride, q.batch, q.c_out)
 
 
 def local_query_fn(queries: list[CostQuery]) -> list[OpCost]:
     """The in-process :data:`QueryFn`: answers every query here, no Ray, no cache beyond the profiles."""
-    return [compute(q) for q in queries]
+    profiles: dict[str, Profile] = {}
+    return [compute(q, profiles) for q in queries]

@@ -188,7 +188,7 @@ def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOption
     trial_logging(options.verbose)
     search_config = SearchConfig.from_dict(config)
     threads = trial_threads_from_ray()
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from trainables import run_search  # torch and the data modules load in the trial's worker only
 
     query_fn = cost_query_fn(options)
@@ -200,7 +200,7 @@ def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOption
             log.info("trial resumes from its checkpoint")
         reporter = TuneReporter(checkpoint, extra=_where(resumed))
         log.info("trial runs torch on %d threads", threads)
-        result = run_search(search_config, edge_cost_table(search_config, query_fn), report=reporter,
+        result = run_search(search_config, search_cost_table(search_config, query_fn), report=reporter,
                             checkpoint=checkpoint,
                             network_cost=lambda g: derived_network_cost(g, search_config, query_fn))
         reporter(record_metrics(result.to_record()))

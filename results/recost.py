@@ -99,7 +99,7 @@ def recost(front: pa.Table | Iterable[Mapping[str, Any]], profiles: Sequence[str
     by energy rank on each (``RECOST_COLUMNS``). ``query_fn``: the cost model's batched query function
     (default: computed in process)."""
     from cost_models import derived_network_cost
-    from searchspace.layout import deploy_geometry
+    from searchspace.layout import deploy_record
 
     rows = front.to_pylist() if isinstance(front, pa.Table) else [dict(r) for r in front]
     points = [(row, *point_config(row, overrides)) for row in rows]
@@ -109,13 +109,11 @@ def recost(front: pa.Table | Iterable[Mapping[str, Any]], profiles: Sequence[str
         for row, genotype, config in points:
             config = config.replace(profile=profile)
             cost = derived_network_cost(genotype, config, query_fn)
-            geo = deploy_geometry(config)
             block.append({"profile": profile, "trial_id": row.get("trial_id"), "seed": row.get("seed"),
                           "lambda_time": row.get("lambda_time"), "lambda_energy": row.get("lambda_energy"),
                           "accuracy": row.get("accuracy"), "accuracy_std": row.get("accuracy_std"),
                           "dram_time_us": float(cost.dram_time_us), "dram_energy_uj": float(cost.dram_energy_uj),
-                          "dram_bytes": int(cost.dram_bytes), "rank": 0, "deploy_layers": geo.layers,
-                          "deploy_channels": geo.channels, "deploy_image_size": geo.image_size,
+                          "dram_bytes": int(cost.dram_bytes), "rank": 0, **deploy_record(config),
                           "cost_batch": config.cost_batch})
         block.sort(key=lambda r: (r["dram_energy_uj"], str(r["trial_id"])))
         for rank, r in enumerate(block, 1):

@@ -110,7 +110,7 @@ def _deployed(record: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str,
     import dataclasses
 
     from searchspace.config import SearchConfig
-    from searchspace.layout import deploy_geometry
+    from searchspace.layout import deploy_record
 
     known = {f.name for f in dataclasses.fields(SearchConfig)}
     for source in (record.get("config"), config):
@@ -119,11 +119,10 @@ def _deployed(record: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str,
         except ValueError:
             continue
         if isinstance(source, Mapping) and all(k in source for k in _GEOMETRY_KEYS):
-            try:
-                geo = deploy_geometry(SearchConfig.from_dict({k: v for k, v in source.items() if k in known}))
+            try:  # a whole config, validated: one the layout cannot build has no deployed network
+                return deploy_record(SearchConfig.from_dict({k: v for k, v in source.items() if k in known}))
             except ValueError:
                 continue
-            return {"deploy_layers": geo.layers, "deploy_channels": geo.channels, "deploy_image_size": geo.image_size}
     return dict.fromkeys(DEPLOY_COLUMNS)
 
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .layout import DEPLOYMENT, EVALUATION, SEARCH, dataset_shape, geometry_problem, network_spec
 from .schema import ConfigError, build, check, parse_set, setting
 
 
@@ -213,10 +214,8 @@ class SearchConfig:
 
     def _check_eval_geometry(self) -> None:
         """The evaluation network (eval_layers / eval_channels, 0 = the search's) must be buildable."""
-        from .layout import eval_geometry, geometry_problem
-
-        geo = eval_geometry(self)
-        problem = geometry_problem(self.layers, geo, self.nodes, self.stem_multiplier)
+        geo = network_spec(self, EVALUATION)
+        problem = geometry_problem(network_spec(self, SEARCH), geo)
         if problem is not None:
             keys = [k for k in ("eval_layers", "eval_channels") if getattr(self, k)] + ["layers"]
             raise ConfigError(f"config keys {', '.join(f'{k}={getattr(self, k)!r}' for k in keys)}: the evaluation "
@@ -225,10 +224,8 @@ class SearchConfig:
 
     def _check_deploy_geometry(self) -> None:
         """The deployed network (0s resolved: deploy -> eval -> search) must be buildable from the search."""
-        from .layout import deploy_geometry, geometry_problem
-
-        geo = deploy_geometry(self)
-        problem = geometry_problem(self.layers, geo, self.nodes, self.stem_multiplier)
+        geo = network_spec(self, DEPLOYMENT)
+        problem = geometry_problem(network_spec(self, SEARCH), geo)
         if problem is not None:
             keys = [k for k in ("deploy_layers", "deploy_channels", "deploy_image_size", "eval_layers",
                                 "eval_channels") if getattr(self, k)] + ["layers"]
@@ -254,17 +251,16 @@ class SearchConfig:
 
     @property
     def in_channels(self) -> int:
-        return 3 if self.dataset == "cifar10" else 1
+        return dataset_shape(self.dataset)[0]
 
     @property
     def image_size(self) -> int:
-        # Fashion-MNIST is zero-padded 28 -> 32 so two reductions stay even (32 -> 16 -> 8); the synthetic
-        # test set is 16x16, which keeps CPU tests 4x cheaper
-        return 16 if self.dataset == "synthetic" else 32
+        """The dataset's image side as the networks see it (``searchspace.layout.DATASET_SHAPES``)."""
+        return dataset_shape(self.dataset)[1]
 
     @property
     def num_classes(self) -> int:
-        return 10
+        return dataset_shape(self.dataset)[2]
 
     @property
     def joint_arch_step(self) -> bool:

@@ -1,14 +1,92 @@
 """Network geometry, torch-free: the single source of every tensor shape in the supernet, the derived
 network and the cost model (DARTS's macro structure: stem, stacked normal and reduction cells,
 global pooling and a linear classifier).
+
+A network is a ``NetworkSpec`` (cells, channels, nodes, image side, stem multiplier, input channels,
+classes). ``network_spec(config, role)`` resolves it once per role from a config's keys, 0 meaning "the
+previous role's": the search's supernet (``SEARCH``), the target network a trial trains and tests
+(``EVALUATION``: eval_* keys), the network the user ships whose DRAM costs the loss weighs and every trial
+reports (``DEPLOYMENT``: deploy_* keys), and ``hwnas train``'s network (``TRAINING``: a ``TrainConfig``'s
+layers / channels and dataset). The cell plans (``plan_cells``), the torch network
+(``trainables.cells.Network``), the instance list (``network_instances``) and the cost model
+(``cost_models.network``) all take a spec. ``CostTable`` is the per-(cell, edge, candidate) cost the
+search loss weighs: the search core takes one, the cost model makes one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .genotype import Genotype, cell_edges
-from .ops import op_primitives
+from .ops import CANDIDATES, op_primitives
+
+if TYPE_CHECKING:  # the arrays' type only: numpy loads in CostTable.from_fn, not with the layout
+    import numpy as np
+
+SEARCH, EVALUATION, DEPLOYMENT, TRAINING = "search", "evaluation", "deployment", "training"
+NETWORK_ROLES = (SEARCH, EVALUATION, DEPLOYMENT, TRAINING)
+# dataset -> (input channels, image side, classes): Fashion-MNIST is zero-padded 28 -> 32 so two reductions
+# stay even (32 -> 16 -> 8); the synthetic test set is 16x16, which keeps CPU tests 4x cheaper
+DATASET_SHAPES = {"fashion": (1, 32, 10), "cifar10": (3, 32, 10), "synthetic": (1, 16, 10)}
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network's geometry: ``layers`` cells (reductions at 1/3 and 2/3 of the depth), ``channels`` initial
+    cell channels (doubled at each reduction), ``nodes`` intermediate nodes per cell, ``image_size`` x
+    ``image_size`` inputs of ``in_channels`` channels, a stem of ``stem_multiplier * channels`` channels and
+    ``num_classes`` logits."""
+
+    layers: int
+    channels: int
+    nodes: int
+    image_size: int
+    stem_multiplier: int = 3
+    in_channels: int = 1
+    num_classes: int = 10
+
+    def resized(self, layers: int = 0, channels: int = 0, image_size: int = 0) -> "NetworkSpec":
+        """This network with other cells, channels or image side; 0 keeps this one's (the config keys'
+        "0 = fall back" rule, in one place)."""
+        return replace(self, layers=layers or self.layers, channels=channels or self.channels,
+                       image_size=image_size or self.image_size)
+
+
+def dataset_shape(dataset: str) -> tuple[int, int, int]:
+    """(input channels, image side, classes) of a dataset's images as the networks see them."""
+    if dataset not in DATASET_SHAPES:
+        raise ValueError(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASET_SHAPES)}")
+    return DATASET_SHAPES[dataset]
+
+
+def network_spec(config: Any, role: str = SEARCH, train: Any = None) -> NetworkSpec:
+    """The network of ``role`` (module docstring) of ``config``, anything with ``SearchConfig``'s keys (this
+    module never imports the config, which validates its networks with it). ``TRAINING`` needs ``train``
+    (a ``TrainConfig``): its layers / channels (0 = the evaluation network's) on its dataset's images."""
+    in_channels, image_size, classes = dataset_shape(config.dataset)
+    spec = NetworkSpec(config.layers, config.channels, config.nodes, image_size, config.stem_multiplier,
+                       in_channels, classes)
+    if role == SEARCH:
+        return spec
+    spec = spec.resized(config.eval_layers, config.eval_channels)
+    if role == EVALUATION:
+        return spec
+    if role == DEPLOYMENT:
+        return spec.resized(config.deploy_layers, config.deploy_channels, config.deploy_image_size)
+    if role == TRAINING:
+        if train is None:
+            raise ValueError("the training network needs the train config (network_spec(search, TRAINING, train))")
+        in_channels, image_size, classes = dataset_shape(train.dataset)
+        return replace(spec.resized(train.layers, train.channels), image_size=image_size, in_channels=in_channels,
+                       num_classes=classes)
+    raise ValueError(f"unknown network role {role!r}; roles: {', '.join(NETWORK_ROLES)}")
+
+
+def deploy_record(config: Any) -> dict[str, int]:
+    """The deployed network the DRAM costs are for, resolved (never 0), as the result columns and records
+    name it: deploy_layers, deploy_channels, deploy_image_size."""
+    spec = network_spec(config, DEPLOYMENT)
+    return {"deploy_layers": spec.layers, "deploy_channels": spec.channels, "deploy_image_size": spec.image_size}
 
 
 @dataclass(frozen=True)
@@ -59,14 +137,16 @@ def reduction_cells(layers: int) -> tuple[int, ...]:
     return tuple(sorted({layers // 3, 2 * layers // 3}))
 
 
-def plan_cells(layers: int, channels: int, nodes: int, image_size: int, stem_multiplier: int = 3) -> tuple[CellPlan, ...]:
-    reductions = reduction_cells(layers)
-    c_pp = c_p = stem_multiplier * channels
-    h_pp = h_p = image_size
-    c = channels
+def plan_cells(spec: NetworkSpec) -> tuple[CellPlan, ...]:
+    """Every cell's shapes; ValueError when a reduction cell would halve an odd side."""
+    reductions = reduction_cells(spec.layers)
+    c_pp = c_p = stem_channels(spec)
+    h_pp = h_p = spec.image_size
+    c = spec.channels
+    nodes = spec.nodes
     reduction_prev = False
     plans = []
-    for i in range(layers):
+    for i in range(spec.layers):
         reduction = i in reductions
         if reduction:
             c *= 2
@@ -80,8 +160,8 @@ def plan_cells(layers: int, channels: int, nodes: int, image_size: int, stem_mul
     return tuple(plans)
 
 
-def stem_channels(channels: int, stem_multiplier: int = 3) -> int:
-    return stem_multiplier * channels
+def stem_channels(spec: NetworkSpec) -> int:
+    return spec.stem_multiplier * spec.channels
 
 
 def edge_input(plan: CellPlan, src: int) -> tuple[int, int, int]:
@@ -91,20 +171,21 @@ def edge_input(plan: CellPlan, src: int) -> tuple[int, int, int]:
     return plan.c, plan.h_out, 1
 
 
-def supernet_edge_shapes(plans: tuple[CellPlan, ...], nodes: int) -> list[list[tuple[int, int, int, int]]]:
+def supernet_edge_shapes(spec: NetworkSpec) -> list[list[tuple[int, int, int, int]]]:
     """[cell][edge] -> (C, H, W, stride) of the tensor entering each mixed operator."""
     out = []
-    for plan in plans:
+    for plan in plan_cells(spec):
         row = []
-        for src, _dst in cell_edges(nodes):
+        for src, _dst in cell_edges(spec.nodes):
             c, h, s = edge_input(plan, src)
             row.append((c, h, h, s))
         out.append(row)
     return out
 
 
-def stem_instance(plans: tuple[CellPlan, ...], in_channels: int, image_size: int) -> OpInstance:
-    return OpInstance("stem_conv_bn", in_channels, plans[0].c_prev, image_size, image_size, 1, role="stem")
+def stem_instance(spec: NetworkSpec) -> OpInstance:
+    return OpInstance("stem_conv_bn", spec.in_channels, stem_channels(spec), spec.image_size, spec.image_size, 1,
+                      role="stem")
 
 
 def preprocess_instances(plan: CellPlan) -> tuple[OpInstance, OpInstance]:
@@ -128,24 +209,26 @@ def cell_concat_instance(plan: CellPlan, nodes: int) -> OpInstance:
                       fan_in=nodes)
 
 
-def classifier_instance(plans: tuple[CellPlan, ...], nodes: int, num_classes: int) -> OpInstance:
+def classifier_instance(spec: NetworkSpec, plans: tuple[CellPlan, ...]) -> OpInstance:
     last = plans[-1]
-    return OpInstance("classifier", nodes * last.c, num_classes, last.h_out, last.h_out, 1, role="classifier")
+    return OpInstance("classifier", spec.nodes * last.c, spec.num_classes, last.h_out, last.h_out, 1, role="classifier")
 
 
-def network_instances(genotype: Genotype, plans: tuple[CellPlan, ...], nodes: int, in_channels: int,
-                      image_size: int, num_classes: int, stem_multiplier: int = 3) -> list[OpInstance]:
-    """Every operator of the derived network in execution order, with its input shape: stem; per cell
-    preprocess0, preprocess1, per node its edges then its ``node_sum``, the ``cell_concat``; classifier.
+def network_instances(genotype: Genotype, spec: NetworkSpec) -> list[OpInstance]:
+    """Every operator of the derived network of ``genotype`` (one cell per layer of ``spec``) in execution
+    order, with its input shape: stem; per cell preprocess0, preprocess1, per node its edges then its
+    ``node_sum``, the ``cell_concat``; classifier.
 
     A node with no incoming edge is an error (the cell could not compute it).
     """
+    plans = plan_cells(spec)
+    nodes = spec.nodes
     if len(genotype.cells) != len(plans):
         raise ValueError(f"genotype has {len(genotype.cells)} cells, the network {len(plans)}")
     if not plans:
         raise ValueError("a network needs at least one cell")
     index = {e: i for i, e in enumerate(cell_edges(nodes))}
-    out = [stem_instance(plans, in_channels, image_size)]
+    out = [stem_instance(spec)]
     for plan, cell in zip(plans, genotype.cells):
         if cell.reduction != plan.reduction:
             raise ValueError(f"genotype cell {plan.index} reduction={cell.reduction}, network says {plan.reduction}")
@@ -162,31 +245,8 @@ def network_instances(genotype: Genotype, plans: tuple[CellPlan, ...], nodes: in
                 out.append(OpInstance(op, c, c, h, h, s, plan.index, index[(src, dst)], node=dst))
             out.append(node_sum_instance(plan, dst, len(incoming)))
         out.append(cell_concat_instance(plan, nodes))
-    out.append(classifier_instance(plans, nodes, num_classes))
+    out.append(classifier_instance(spec, plans))
     return out
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """A network's size: cells, initial channels (doubled at each reduction), input image side."""
-
-    layers: int
-    channels: int
-    image_size: int
-
-
-def eval_geometry(config) -> Geometry:
-    """The evaluation (target) network: ``eval_layers`` / ``eval_channels``, 0 = the search's; the search's
-    image size. ``config``: anything with SearchConfig's fields (pure arithmetic, no import of it)."""
-    return Geometry(config.eval_layers or config.layers, config.eval_channels or config.channels, config.image_size)
-
-
-def deploy_geometry(config) -> Geometry:
-    """The network the user ships, whose DRAM costs the loss weighs and every trial reports:
-    ``deploy_layers`` / ``deploy_channels`` / ``deploy_image_size``, each 0 = the evaluation network's."""
-    ev = eval_geometry(config)
-    return Geometry(config.deploy_layers or ev.layers, config.deploy_channels or ev.channels,
-                    config.deploy_image_size or ev.image_size)
 
 
 def _segments(flags: Sequence[bool]) -> list[list[int]]:
@@ -243,11 +303,11 @@ def expand_genotype(genotype: Genotype, layers: int) -> Genotype:
     return Genotype(tuple(genotype.cells[s] for s in sources))
 
 
-def geometry_problem(search_layers: int, geometry: Geometry, nodes: int, stem_multiplier: int = 3) -> str | None:
-    """Why a network of ``geometry`` cannot be built from a ``search_layers``-cell search, or None."""
+def geometry_problem(searched: NetworkSpec, target: NetworkSpec) -> str | None:
+    """Why the network ``target`` cannot be built from the cells of a search of ``searched``, or None."""
     try:
-        cell_sources([i in set(reduction_cells(search_layers)) for i in range(search_layers)], geometry.layers)
-        plan_cells(geometry.layers, geometry.channels, nodes, geometry.image_size, stem_multiplier)
+        cell_sources([i in set(reduction_cells(searched.layers)) for i in range(searched.layers)], target.layers)
+        plan_cells(target)
     except ValueError as exc:
         return str(exc)
     return None
@@ -273,3 +333,29 @@ def network_macs(instances: list[OpInstance]) -> int:
                 total += p.c_in * p.c_out
             shapes.append(h_out)
     return total
+
+
+@dataclass(frozen=True, eq=False)
+class CostTable:
+    """What the search loss weighs the architecture with: ``time_us[cell, edge, candidate]`` (cell: a
+    searched cell, candidates in ``candidates`` order), the DRAM time choosing that candidate on that edge
+    adds, and the same for energy; ``fixed_*``: what no choice changes (stem, preprocessing, node writes,
+    concats, classifier). The search core (``trainables``) takes one; ``cost_models.EdgeCostTable`` is one,
+    priced on the deployed network, with its bytes and the profile it is for."""
+
+    candidates: tuple[str, ...]
+    time_us: "np.ndarray"  # float64 [cells, edges, candidates]
+    energy_uj: "np.ndarray"  # float64 [cells, edges, candidates]
+    fixed_time_us: float = 0.0
+    fixed_energy_uj: float = 0.0
+
+    @classmethod
+    def from_fn(cls, spec: NetworkSpec, cost_fn: Callable[[str, int, int, int], tuple[float, float]],
+                candidates: Sequence[str] = CANDIDATES) -> "CostTable":
+        """A table from a cost model as a function ``(op, channels, height, stride) -> (time_us, energy_uj)``,
+        evaluated on every edge shape of the network ``spec``; no fixed terms."""
+        import numpy as np
+
+        arr = np.array([[[cost_fn(op, c, h, s) for op in candidates] for (c, h, _w, s) in row]
+                        for row in supernet_edge_shapes(spec)], dtype=np.float64)  # (cells, E, ops, 2)
+        return cls(tuple(candidates), arr[..., 0], arr[..., 1])

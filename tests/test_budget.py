@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cost_models import derived_network_cost, edge_cost_table
+from cost_models import derived_network_cost, search_cost_table
 from searchspace.config import ConfigError, SearchConfig
 from searchspace.genotype import CellGenotype, Genotype, cell_edges
 from searchspace.ops import CANDIDATES
@@ -66,7 +66,7 @@ def _argmax_genotype(cfg: SearchConfig, choice: np.ndarray, rng: np.random.Gener
 @pytest.mark.parametrize("pattern", ["max_pool_3x3", "skip_connect", "sep_conv_5x5", "dil_conv_3x3", "random"])
 def test_derived_estimate_matches_the_argmax_network(pattern):
     cfg = SearchConfig.from_dict(DEPLOYED)
-    table = edge_cost_table(cfg)
+    table = search_cost_table(cfg)
     space = make_space(tuple(CANDIDATES), cell_reductions(cfg), cfg.nodes, False)
     term = stage_cost_term(cfg, space, table)
     shape = (cfg.layers, len(cell_edges(cfg.nodes)))

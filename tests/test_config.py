@@ -111,17 +111,25 @@ def test_a_deployed_network_the_layout_cannot_build_is_refused(data, match):
 
 
 def test_deployed_geometry_resolves_zero_to_eval_then_search():
-    from searchspace.layout import Geometry, deploy_geometry, eval_geometry
+    from searchspace.layout import DEPLOYMENT, EVALUATION, network_spec
+
+    def deploy_geometry(config):
+        spec = network_spec(config, DEPLOYMENT)
+        return spec.layers, spec.channels, spec.image_size
+
+    def eval_geometry(config):
+        spec = network_spec(config, EVALUATION)
+        return spec.layers, spec.channels, spec.image_size
 
     c = SearchConfig(layers=5, channels=6)
-    assert deploy_geometry(c) == eval_geometry(c) == Geometry(5, 6, 32)
+    assert deploy_geometry(c) == eval_geometry(c) == (5, 6, 32)
     c = SearchConfig(layers=5, channels=6, eval_layers=8, eval_channels=16, dataset="synthetic")
-    assert deploy_geometry(c) == Geometry(8, 16, 16)
+    assert deploy_geometry(c) == (8, 16, 16)
     c = c.replace(deploy_layers=20, deploy_image_size=64)
-    assert deploy_geometry(c) == Geometry(20, 16, 64) and eval_geometry(c) == Geometry(8, 16, 16)
+    assert deploy_geometry(c) == (20, 16, 64) and eval_geometry(c) == (8, 16, 16)
     # a 3-cell search (fashion preset) deploys to DARTS's 20 cells: its normal cell repeats after the reductions
     assert deploy_geometry(SearchConfig.from_dict({**preset("fashion"), "deploy_layers": 20,
-                                                   "deploy_channels": 36})) == Geometry(20, 36, 32)
+                                                   "deploy_channels": 36})) == (20, 36, 32)
 
 
 def test_cell_sources_maps_each_deployed_cell_to_a_searched_cell_of_its_kind():

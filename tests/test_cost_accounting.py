@@ -7,13 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from cost_models import derived_network_cost, edge_cost_table, load_profile, network_cost, op_cost
+from cost_models import derived_network_cost, load_profile, network_cost, op_cost, search_cost_table
 from searchspace.config import SearchConfig
 from searchspace.genotype import CellGenotype, Genotype, cell_edges
-from searchspace.layout import cell_sources, deploy_geometry, expand_genotype, network_instances, network_macs, plan_cells
+from searchspace.layout import (DEPLOYMENT, cell_sources, expand_genotype, network_instances, network_macs, network_spec,
+                                plan_cells)
 from searchspace.ops import CANDIDATES
 
-from cost_helpers import profile_variant
+from cost_helpers import config_network_cost, profile_variant
 
 PROFILES = ("mobile-npu", "edge-gpu", "h100", "eyeriss", "h100-eager")
 RESIDENT = tuple(p for p in PROFILES if load_profile(p).resident)
@@ -21,7 +22,7 @@ ROUND_TRIP = tuple(p for p in PROFILES if not load_profile(p).resident)
 
 
 def _plans(config: SearchConfig):
-    return plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
+    return plan_cells(network_spec(config))
 
 
 def random_genotype(config: SearchConfig, seed: int) -> Genotype:
@@ -44,11 +45,11 @@ def uniform_genotype(config: SearchConfig, op: str, inputs=lambda dst: (dst - 2,
 @pytest.mark.parametrize("profile", PROFILES)
 def test_table_entries_plus_fixed_terms_equal_network_cost(profile):
     config = SearchConfig(layers=5, channels=6, profile=profile, cost_batch=2)
-    table = edge_cost_table(config)
+    table = search_cost_table(config)
     index = {e: i for i, e in enumerate(cell_edges(config.nodes))}
     for seed in range(4):
         genotype = random_genotype(config, seed)
-        net = network_cost(genotype, config)
+        net = config_network_cost(genotype, config)
         picks = [(c, index[(s, d)], CANDIDATES.index(op)) for c, cg in enumerate(genotype.cells) for op, s, d in cg.edges]
         time_us = table.fixed_time_us + sum(table.time_us[k] for k in picks)
         energy_uj = table.fixed_energy_uj + sum(table.energy_uj[k] for k in picks)
@@ -90,8 +91,8 @@ def test_one_accounting_at_the_deployed_geometry(profile, geometry):
     does much better)."""
     spilling = (profile, GEOMETRY_IDS[DEPLOYED.index(geometry)]) in SPILLING
     config = SearchConfig(profile=profile, **geometry)
-    geo = deploy_geometry(config)
-    table = edge_cost_table(config)
+    geo = network_spec(config, DEPLOYMENT)
+    table = search_cost_table(config)
     assert table.time_us.shape == (config.layers, len(cell_edges(config.nodes)), len(CANDIDATES))
     assert table.geometry == geo and sum(table.deployed_cells) == geo.layers
     sources = cell_sources([p.reduction for p in _plans(config)], geo.layers)
@@ -114,28 +115,28 @@ def test_one_accounting_at_the_deployed_geometry(profile, geometry):
         else:
             assert dram_bytes == pytest.approx(net.dram_bytes, rel=rel) and any(r["spilled_bytes"] for r in net.rows)
         # the same network as the searched genotype expanded by hand and costed at the deployed size
-        by_hand = network_cost(expand_genotype(genotype, geo.layers), config, layers=geo.layers,
-                               channels=geo.channels, image_size=geo.image_size)
+        by_hand = network_cost(expand_genotype(genotype, geo.layers), geo, config.profile, config.cost_batch)
         assert by_hand.dram_bytes == net.dram_bytes
 
 
 def test_deployed_geometry_defaults_to_the_evaluation_then_the_search_network():
     base = SearchConfig(layers=5, channels=6)
-    default = edge_cost_table(base)
-    explicit = edge_cost_table(base.replace(deploy_layers=5, deploy_channels=6, deploy_image_size=32))
+    default = search_cost_table(base)
+    explicit = search_cost_table(base.replace(deploy_layers=5, deploy_channels=6, deploy_image_size=32))
     assert default.geometry == explicit.geometry and np.array_equal(default.dram_bytes, explicit.dram_bytes)
     assert default.fixed_dram_bytes == explicit.fixed_dram_bytes and default.deployed_cells == (1,) * 5
     via_eval = base.replace(eval_layers=8, eval_channels=16)
-    assert deploy_geometry(via_eval) == deploy_geometry(via_eval.replace(deploy_layers=8, deploy_channels=16))
-    assert edge_cost_table(via_eval).fixed_dram_bytes == edge_cost_table(
+    assert network_spec(via_eval, DEPLOYMENT) == network_spec(via_eval.replace(deploy_layers=8, deploy_channels=16),
+                                                             DEPLOYMENT)
+    assert search_cost_table(via_eval).fixed_dram_bytes == search_cost_table(
         base.replace(deploy_layers=8, deploy_channels=16)).fixed_dram_bytes
-    assert edge_cost_table(via_eval.replace(deploy_layers=20)).geometry.layers == 20  # deploy_* wins over eval_*
+    assert search_cost_table(via_eval.replace(deploy_layers=20)).geometry.layers == 20  # deploy_* wins over eval_*
 
 
 @pytest.mark.parametrize("profile", ROUND_TRIP)
 def test_no_candidate_is_free(profile):
     config = SearchConfig(layers=3, channels=6, profile=profile)
-    table = edge_cost_table(config)
+    table = search_cost_table(config)
     assert np.all(table.dram_bytes > 0) and np.all(table.energy_uj > 0) and np.all(table.time_us > 0)
     # a stride-1 skip pays at least the read of its source: normal cell 0, c=6, 32x32
     p = load_profile(profile)
@@ -153,7 +154,7 @@ def test_resident_candidates_pay_their_weights_where_everything_fits(profile):
     (and latencies of its own further kernels); a pool or an identity moves nothing, the node kernel's
     latency being a fixed term."""
     config = SearchConfig(layers=3, channels=6, profile=profile)
-    table = edge_cost_table(config)
+    table = search_cost_table(config)
     p = load_profile(profile)
     for k, op in enumerate(CANDIDATES):
         entry = table.dram_bytes[0, 0, k]  # normal cell 0, edge 0->2: c=6, 32x32, stride 1
@@ -171,7 +172,7 @@ def test_an_identity_cell_is_cheap_but_never_free(profile):
     """Round-trip: its node kernels read and write DRAM. Resident: its tensors stay on chip, yet its
     preprocessing reads weights and every node kernel pays its latency."""
     config = SearchConfig(layers=3, channels=6, profile=profile)
-    net = network_cost(uniform_genotype(config, "skip_connect", lambda d: (0, 1)), config)
+    net = config_network_cost(uniform_genotype(config, "skip_connect", lambda d: (0, 1)), config)
     cell0 = [r for r in net.rows if r["cell"] == 0]
     pre = [r for r in cell0 if r["role"].startswith("preprocess")]
     sums = [r for r in cell0 if r["role"] == "node_sum"]
@@ -187,7 +188,7 @@ def test_an_identity_cell_is_cheap_but_never_free(profile):
 # ------------------------------------------------------------------ the kernels, hand arithmetic
 def _cell0(profile: str, genotype_op: str, inputs=lambda dst: (dst - 2, dst - 1)) -> list[dict]:
     config = SearchConfig(layers=3, channels=4, profile=profile)  # cell 0: normal, c=4, 32x32
-    net = network_cost(uniform_genotype(config, genotype_op, inputs), config)
+    net = config_network_cost(uniform_genotype(config, genotype_op, inputs), config)
     return [r for r in net.rows if r["cell"] == 0]
 
 
@@ -245,7 +246,7 @@ def test_eager_node_of_one_or_three_inputs_runs_k_minus_one_adds():
     config = SearchConfig(layers=3, channels=4, profile="h100-eager")
     node = 4 * 32 * 32 * 4
     for inputs in ((lambda d: (d - 1,)), (lambda d: tuple(range(min(d, 3))))):
-        net = network_cost(uniform_genotype(config, "max_pool_3x3", inputs), config)
+        net = config_network_cost(uniform_genotype(config, "max_pool_3x3", inputs), config)
         for r in (r for r in net.rows if r["cell"] == 0 and r["role"] == "node_sum"):
             assert r["dram_bytes"] == (r["fan_in"] - 1) * 3 * node and r["dram_latencies"] == r["fan_in"] - 1
 
@@ -254,8 +255,7 @@ def test_eager_node_of_one_or_three_inputs_runs_k_minus_one_adds():
 def test_instances_list_node_sums_and_concats_without_changing_macs():
     config = SearchConfig(layers=3, channels=4)
     genotype = random_genotype(config, 0)
-    inst = network_instances(genotype, _plans(config), config.nodes, config.in_channels, config.image_size,
-                             config.num_classes, config.stem_multiplier)
+    inst = network_instances(genotype, network_spec(config))
     roles = [i.role for i in inst]
     assert roles.count("node_sum") == 12 and roles.count("cell_concat") == 3
     assert {i.fan_in for i in inst if i.role == "node_sum"} == {2}
@@ -263,5 +263,4 @@ def test_instances_list_node_sums_and_concats_without_changing_macs():
     assert network_macs(inst) == network_macs(edges_only) > 0
     with pytest.raises(ValueError, match="node 3 has no incoming edge"):
         bad = Genotype(tuple(CellGenotype(c.reduction, tuple(e for e in c.edges if e[2] != 3)) for c in genotype.cells))
-        network_instances(bad, _plans(config), config.nodes, config.in_channels, config.image_size,
-                          config.num_classes, config.stem_multiplier)
+        network_instances(bad, network_spec(config))

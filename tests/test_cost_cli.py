@@ -121,7 +121,7 @@ def test_trial_result_recosted_on_another_profile_and_size(capsys, tmp_path):
 
 def test_front_point_recosted_at_a_deployed_size(capsys, tmp_path):
     """"What would this cell cost on X, at the size I ship?": a 3-cell fashion trial at DARTS's 20 x 36."""
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from searchspace.config import SearchConfig, preset
     from searchspace.genotype import Genotype
 
@@ -139,7 +139,7 @@ def test_front_point_recosted_at_a_deployed_size(capsys, tmp_path):
     assert len({r["cell"] for r in d["rows"] if r["cell"] >= 0}) == 20
     assert d["rows"][0]["role"] == "stem" and d["rows"][0]["h"] == 64
     # the same number the search's loss table gives for this genotype
-    assert edge_cost_table(deployed).genotype_cost(genotype, config.nodes)[2] == d["dram_bytes"]
+    assert search_cost_table(deployed).genotype_cost(genotype, config.nodes)[2] == d["dram_bytes"]
     rc, _, err = _run(capsys, "--genotype", path, "--set", "deploy_layers=1")
     assert rc == 2 and "deploy_layers=1" in err and err.count("\n") == 1
 

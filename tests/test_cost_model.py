@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from cost_models import (CostQuery, CostQueryError, edge_cost_table, list_profiles, load_profile, local_query_fn,
-                         network_cost, op_cost)
+from cost_models import (CostQuery, CostQueryError, list_profiles, load_profile, local_query_fn, op_cost,
+                         search_cost_table)
 from searchspace.config import SearchConfig
 from searchspace.genotype import CellGenotype, Genotype, cell_edges
-from searchspace.layout import plan_cells
+from searchspace.layout import network_spec, plan_cells
 from searchspace.ops import CANDIDATES, OPS
 
-from cost_helpers import profile_variant
+from cost_helpers import config_network_cost, profile_variant
 
 PROFILES = ("mobile-npu", "edge-gpu", "h100", "eyeriss", "h100-eager")
 FUSED = tuple(p for p in PROFILES if load_profile(p).fused)
@@ -211,7 +211,7 @@ def test_bad_input_raises_cost_query_error(args, word):
 
 # ------------------------------------------------------------------ network level
 def _genotype(config: SearchConfig) -> Genotype:
-    plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
+    plans = plan_cells(network_spec(config))
     edges = (("sep_conv_3x3", 0, 2), ("skip_connect", 1, 2), ("dil_conv_5x5", 0, 3), ("max_pool_3x3", 2, 3),
              ("sep_conv_5x5", 1, 4), ("skip_connect", 2, 4), ("avg_pool_3x3", 3, 5), ("dil_conv_3x3", 4, 5))
     return Genotype(tuple(CellGenotype(p.reduction, edges) for p in plans))
@@ -220,7 +220,7 @@ def _genotype(config: SearchConfig) -> Genotype:
 def test_network_cost_sums_its_rows_with_one_batched_query():
     config = SearchConfig(layers=3, channels=4, profile="eyeriss", cost_batch=2)
     calls = []
-    net = network_cost(_genotype(config), config, lambda qs: calls.append(len(qs)) or local_query_fn(qs))
+    net = config_network_cost(_genotype(config), config, lambda qs: calls.append(len(qs)) or local_query_fn(qs))
     assert len(calls) == 1
     assert net.dram_bytes == sum(r["dram_bytes"] for r in net.rows) == net.dram_read_bytes + net.dram_write_bytes
     assert net.dram_energy_uj == pytest.approx(sum(r["dram_energy_uj"] for r in net.rows))
@@ -228,7 +228,7 @@ def test_network_cost_sums_its_rows_with_one_batched_query():
     assert roles[0] == "stem" and roles[-1] == "classifier"
     assert roles.count("node_sum") == 3 * 4 and roles.count("cell_concat") == 3
     assert net.dram_bytes >= net.compulsory_bytes
-    wider = network_cost(_genotype(config), config, channels=8)
+    wider = config_network_cost(_genotype(config), config, channels=8)
     assert wider.dram_bytes > net.dram_bytes
 
 
@@ -236,7 +236,7 @@ def test_edge_cost_table_shape_order_and_single_query(tmp_path):
     npu = profile_variant(tmp_path, "mobile-npu", "npu-round-trip", between_kernels="round-trip")
     config = SearchConfig(layers=3, channels=4, profile=npu)
     calls = []
-    table = edge_cost_table(config, lambda qs: calls.append(len(qs)) or local_query_fn(qs))
+    table = search_cost_table(config, lambda qs: calls.append(len(qs)) or local_query_fn(qs))
     assert len(calls) == 1 and table.candidates == CANDIDATES
     assert table.time_us.shape == table.energy_uj.shape == (3, 14, len(CANDIDATES))
     assert table.time_us.dtype == np.float64
@@ -254,14 +254,14 @@ def test_edge_cost_table_shape_order_and_single_query(tmp_path):
     assert table.time_us[k] == pytest.approx(op.dram_time_us - 8 * 16 * 16 / 51200 - 0.1)
     assert table.fixed_dram_bytes > 0 and table.fixed_time_us > 0 and table.fixed_energy_uj > 0
     # resident (mobile-npu as shipped): everything fits, so the same entry is the operator's weights only
-    resident = edge_cost_table(config.replace(profile="mobile-npu"))
+    resident = search_cost_table(config.replace(profile="mobile-npu"))
     assert resident.dram_bytes[k] == op.compulsory_bytes - 8 * 32 * 32 - 8 * 16 * 16
     assert np.all(resident.dram_bytes[0, :, skip] == 0)
 
 
 def _relative(config: SearchConfig) -> dict[str, float]:
     """Each candidate's table energy over the whole network, relative to sep_conv_3x3's."""
-    energy = edge_cost_table(config).energy_uj.sum(axis=(0, 1))
+    energy = search_cost_table(config).energy_uj.sum(axis=(0, 1))
     return {op: energy[i] / energy[CANDIDATES.index("sep_conv_3x3")] for i, op in enumerate(CANDIDATES)}
 
 

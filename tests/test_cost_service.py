@@ -12,7 +12,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from cost_models import CostQuery, CostQueryError, edge_cost_table, local_query_fn  # noqa: E402
+from cost_models import CostQuery, CostQueryError, local_query_fn, search_cost_table  # noqa: E402
 from orchestrator.cost_service import (EXPORT_SCHEMA, CostServiceMissing, actor_query_fn,  # noqa: E402
                                        cost_service_name, find_cost_service, start_cost_service)
 from searchspace.config import SearchConfig  # noqa: E402
@@ -97,7 +97,7 @@ def test_not_a_list_is_an_error_answer(service):
 
 def test_edge_cost_table_through_the_actor(service):
     config = SearchConfig(layers=3, channels=4, profile="edge-gpu", cost_batch=2)
-    remote, local = edge_cost_table(config, actor_query_fn(service)), edge_cost_table(config)
+    remote, local = search_cost_table(config, actor_query_fn(service)), search_cost_table(config)
     np.testing.assert_array_equal(remote.time_us, local.time_us)
     np.testing.assert_array_equal(remote.energy_uj, local.energy_uj)
 

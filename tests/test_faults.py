@@ -135,14 +135,14 @@ def assert_equals_uninterrupted(row: dict) -> None:
     gives a 1-CPU trial)."""
     import torch
 
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from trainables import run_search
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         cfg = search_config(row)
-        ref = run_search(cfg, edge_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg)).to_record()
+        ref = run_search(cfg, search_cost_table(cfg), network_cost=lambda g: derived_network_cost(g, cfg)).to_record()
     finally:
         torch.set_num_threads(threads)
     for key in KEYS:
@@ -188,11 +188,11 @@ def test_b_cost_service_killed_mid_call_trial_completes_without_retry(cluster, t
     # the costs the trial got from the restarted service are those of the in-process model
     from cost_models.network import network_cost
     from searchspace.genotype import Genotype
-    from searchspace.layout import expand_genotype
+    from searchspace.layout import expand_genotype, network_spec
 
     cfg = search_config(row)
-    local = network_cost(expand_genotype(Genotype.from_dict(json.loads(row["genotype"])), cfg.layers), cfg, None,
-                         layers=cfg.layers, channels=cfg.channels)
+    local = network_cost(expand_genotype(Genotype.from_dict(json.loads(row["genotype"])), cfg.layers),
+                         network_spec(cfg), cfg.profile, cfg.cost_batch, None)
     assert row["dram_time_us"] == pytest.approx(local.dram_time_us, rel=1e-12)
     assert row["dram_energy_uj"] == pytest.approx(local.dram_energy_uj, rel=1e-12)
 

@@ -80,7 +80,8 @@ def _table(seed: int, cells: int = 2, nodes: int = 2) -> EdgeCostTable:
     shape = (cells, len(cell_edges(nodes)), len(CANDS))
     energy = rng.uniform(1.0, 10.0, shape)
     energy[..., 1] *= 0.3  # skips cheapest on most edges: the cap binds
-    return EdgeCostTable("toy", 1, CANDS, rng.uniform(1.0, 10.0, shape), energy, np.ones(shape, dtype=np.int64))
+    return EdgeCostTable(CANDS, rng.uniform(1.0, 10.0, shape), energy, profile="toy", batch=1,
+                         dram_bytes=np.ones(shape, dtype=np.int64))
 
 
 def _brute_force(table: EdgeCostTable, nodes: int, cap: int, ops=CANDS) -> float:
@@ -131,13 +132,13 @@ def test_cheapest_genotype_respects_the_space_and_the_metric():
 
 def test_cheapest_genotype_of_a_real_table_is_under_every_uniform_cell():
     """On the real cost model: E_min is no dearer than any one-operator genotype that respects the cap."""
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from searchspace.config import SearchConfig
     from searchspace.genotype import CellGenotype, Genotype
     from searchspace.layout import reduction_cells
 
     config = SearchConfig(dataset="fashion", layers=3, channels=4, deploy_layers=8, deploy_channels=16)
-    table = edge_cost_table(config)
+    table = search_cost_table(config)
     g = cheapest_genotype(table, config.nodes, config.max_skip_per_cell)
     e_min = table.genotype_cost(g, config.nodes)[1]
     for op in ("max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "dil_conv_5x5"):

@@ -9,7 +9,6 @@ import torch
 import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
-from cost_models.network import network_cost
 from cost_models.onnx_graph import onnx_cost
 from cost_models.profile import CostQueryError, list_profiles
 from cost_models.traffic import primitive_cost
@@ -17,8 +16,11 @@ from hwnas.cli import main as hwnas
 from hwnas.cli.export import export_onnx
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
+from searchspace.layout import NetworkSpec
 from searchspace.ops import Primitive
 from trainables.cells import Network, derived_edge_spec
+
+from cost_helpers import config_network_cost
 
 # every cell input feeds two or more edges (see README: a single reader fuses with the preprocessing)
 EDGES = [["sep_conv_3x3", 0, 2], ["skip_connect", 1, 2], ["max_pool_3x3", 0, 3], ["dil_conv_3x3", 1, 3],
@@ -29,8 +31,8 @@ CONFIG = SearchConfig.from_dict({"dataset": "synthetic", "layers": 3, "channels"
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    net = Network(derived_edge_spec(GENOTYPE, 4), layers=3, channels=4, nodes=4, in_channels=1, image_size=16,
-                  num_classes=10).eval()
+    net = Network(derived_edge_spec(GENOTYPE, 4), NetworkSpec(layers=3, channels=4, nodes=4, in_channels=1,
+                                                               image_size=16, num_classes=10)).eval()
     path = tmp_path_factory.mktemp("onnx") / "net.onnx"
     export_onnx(net, torch.randn(2, 1, 16, 16), path)
     return path
@@ -39,7 +41,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("profile", [p.name for p in list_profiles() if p.fused])
 @pytest.mark.parametrize("batch", [1, 4])
 def test_own_export_equals_network_cost(exported, profile, batch):
-    want = network_cost(GENOTYPE, CONFIG.replace(profile=profile, cost_batch=batch))
+    want = config_network_cost(GENOTYPE, CONFIG.replace(profile=profile, cost_batch=batch))
     got = onnx_cost(exported, profile, batch)
     for key in ("dram_read_bytes", "dram_write_bytes", "dram_bytes", "compulsory_bytes", "dram_latencies"):
         assert getattr(got, key) == getattr(want, key), key
@@ -66,7 +68,7 @@ def test_unfused_differs_only_by_the_relus_the_exporter_shares(exported):
             saved_bytes += (readers[n.output[0]] - 1) * relu.dram_bytes
             saved_latencies += (readers[n.output[0]] - 1) * relu.dram_latencies
     assert saved_latencies > 0
-    want = network_cost(GENOTYPE, CONFIG.replace(profile="h100-eager"))
+    want = config_network_cost(GENOTYPE, CONFIG.replace(profile="h100-eager"))
     got = onnx_cost(exported, "h100-eager", 1)
     assert got.dram_bytes + saved_bytes == want.dram_bytes
     assert got.dram_latencies + saved_latencies == want.dram_latencies

@@ -48,11 +48,12 @@ def test_pools_carry_a_bn_in_the_supernet_only(name):
 
 
 def test_derived_and_supernet_networks_build_their_forms():
+    from searchspace.layout import NetworkSpec
     from trainables.cells import Network
 
     spec = [[("max_pool_3x3", "sep_conv_3x3")] * 14, [("avg_pool_3x3",)] * 14]
-    kw = dict(layers=2, channels=4, nodes=4, in_channels=1, image_size=8, num_classes=10)
-    supernet, derived = Network(spec, affine=False, **kw), Network(spec, affine=True, **kw)
+    net_spec = NetworkSpec(layers=2, channels=4, nodes=4, in_channels=1, image_size=8, num_classes=10)
+    supernet, derived = Network(spec, net_spec, affine=False), Network(spec, net_spec, affine=True)
     pool_bns = lambda net: [n for n, _ in net.named_modules() if "pool" in n and n.endswith(".1")]  # noqa: E731
     assert len(pool_bns(supernet)) == 28 and pool_bns(derived) == []
     assert derived(torch.randn(2, 1, 8, 8)).shape == (2, 10)
@@ -93,12 +94,12 @@ def test_shared_relu_mixed_op_is_exact(cands, stride):
 def test_the_supernet_runs_pools_as_the_derived_network_unless_asked(pool_bn):
     """supernet_pool_bn false (default): the search weighs the pool the derived network runs (no BN);
     true: DARTS's search cell (a non-affine BN after each pool)."""
-    from cost_models import edge_cost_table
+    from cost_models import search_cost_table
     from search_helpers import tiny
     from trainables.supernet import build_supernet
 
     cfg = tiny(supernet_pool_bn=pool_bn)
-    sn = build_supernet(cfg, edge_cost_table(cfg), 1, device="cpu")
+    sn = build_supernet(cfg, search_cost_table(cfg), 1, device="cpu")
     pools = [op for m in sn.net.modules() if hasattr(m, "ops") for name, op in m.ops.items() if "pool" in name]
     assert pools
     has_bn = [any(isinstance(x, torch.nn.BatchNorm2d) for x in op.modules()) for op in pools]

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from searchspace.genotype import Genotype, cell_edges
-from searchspace.layout import CellPlan, plan_cells
+from searchspace.layout import CellPlan, NetworkSpec, plan_cells, stem_channels
 from .guard import GuardTerms, dropout
 from .modules import FactorizedReduce, build_op
 
@@ -116,21 +116,22 @@ class Cell(nn.Module):
 
 
 class Network(nn.Module):
-    """Stem, stacked cells, global pooling and a linear classifier (DARTS's macro structure)."""
+    """Stem, stacked cells, global pooling and a linear classifier (DARTS's macro structure), of the
+    geometry ``spec`` (``searchspace.layout.network_spec``) with the operators ``edge_spec`` names."""
 
-    def __init__(self, edge_spec: EdgeSpec, *, layers: int, channels: int, nodes: int, in_channels: int,
-                 image_size: int, num_classes: int, stem_multiplier: int = 3, affine: bool = True,
-                 shared_relu: bool = True, supernet: bool | None = None):
+    def __init__(self, edge_spec: EdgeSpec, spec: NetworkSpec, *, affine: bool = True, shared_relu: bool = True,
+                 supernet: bool | None = None):
         # supernet: the edge operators' form (pools with or without their BN, see trainables.modules);
         # None = not affine (the search's supernet is non-affine, its derived network affine)
         super().__init__()
-        self.plans = plan_cells(layers, channels, nodes, image_size, stem_multiplier)
-        if len(edge_spec) != layers:
-            raise ValueError(f"edge spec has {len(edge_spec)} cells, network has {layers}")
-        c_stem = stem_multiplier * channels
-        self.stem = build_op("stem_conv_bn", in_channels, c_stem, 1, True)
-        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], nodes, affine, shared_relu, supernet) for p in self.plans)
-        self.classifier = build_op("classifier", nodes * self.plans[-1].c, num_classes, 1, True)
+        self.spec = spec
+        self.plans = plan_cells(spec)
+        if len(edge_spec) != spec.layers:
+            raise ValueError(f"edge spec has {len(edge_spec)} cells, network has {spec.layers}")
+        self.stem = build_op("stem_conv_bn", spec.in_channels, stem_channels(spec), 1, True)
+        self.cells = nn.ModuleList(Cell(p, edge_spec[p.index], spec.nodes, affine, shared_relu, supernet)
+                                   for p in self.plans)
+        self.classifier = build_op("classifier", spec.nodes * self.plans[-1].c, spec.num_classes, 1, True)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None,
                 terms: GuardTerms | None = None) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 
 from searchspace.config import SearchConfig
 from searchspace.groups import Groups, cluster_operators, parse_groups
+from searchspace.layout import network_spec
 from searchspace.ops import CANDIDATES
 
 from .arch import make_space
@@ -39,9 +40,7 @@ def learn_groups(config: SearchConfig, data: Datasets, k: int) -> Groups:
     device = data.train.x.device
     torch.manual_seed(config.seed * 1000)
     space = make_space(CANDIDATES, cell_reductions(config), config.nodes, share=True)
-    net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
-                  in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=False, supernet=config.supernet_pool_bn,
+    net = Network(space.edge_spec(), network_spec(config), affine=False, supernet=config.supernet_pool_bn,
                   shared_relu=False).to(device)  # the hooks below need every op's own forward
     w = torch.full((config.layers, space.n_edges, len(CANDIDATES)), 1.0 / len(CANDIDATES), device=device)
     opt = torch.optim.SGD(net.parameters(), config.lr, momentum=config.momentum)

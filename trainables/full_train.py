@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
-from searchspace.layout import expand_genotype
+from searchspace.layout import TRAINING, expand_genotype, network_spec
 from searchspace.train_config import TrainConfig
 
 from .cells import Network, derived_edge_spec
@@ -44,20 +44,12 @@ class FullRun:
     resumed_from: int  # epochs found in the checkpoint (0 = fresh start)
 
 
-def train_geometry(search: SearchConfig, train: TrainConfig) -> tuple[int, int]:
-    """(layers, channels) of the trained network: the train config's, else the experiment's target network's."""
-    return (train.layers or search.eval_layers or search.layers,
-            train.channels or search.eval_channels or search.channels)
-
-
 def build_network(search: SearchConfig, train: TrainConfig, genotype: Genotype) -> Network:
-    """The untrained network of ``genotype`` at the train geometry, on ``train.dataset``'s images."""
-    layers, channels = train_geometry(search, train)
-    data_cfg = data_config(search, train)
-    return Network(derived_edge_spec(expand_genotype(genotype, layers), search.nodes), layers=layers,
-                   channels=channels, nodes=search.nodes, in_channels=data_cfg.in_channels,
-                   image_size=data_cfg.image_size, num_classes=data_cfg.num_classes,
-                   stem_multiplier=search.stem_multiplier, affine=True)
+    """The untrained network of ``genotype`` at the train geometry (``network_spec(search, TRAINING, train)``:
+    the train config's layers / channels, else the experiment's target network's), on ``train.dataset``'s
+    images."""
+    spec = network_spec(search, TRAINING, train)
+    return Network(derived_edge_spec(expand_genotype(genotype, spec.layers), search.nodes), spec, affine=True)
 
 
 def data_config(search: SearchConfig, train: TrainConfig) -> SearchConfig:

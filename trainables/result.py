@@ -9,7 +9,7 @@ from typing import Any
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
-from searchspace.layout import deploy_geometry
+from searchspace.layout import deploy_record
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,3 @@ class SearchResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_record(), indent=2)
-
-
-def deploy_record(config: SearchConfig) -> dict[str, int]:
-    """The deployed network the DRAM costs are for, resolved (never 0): deploy_layers, deploy_channels,
-    deploy_image_size."""
-    geo = deploy_geometry(config)
-    return {"deploy_layers": geo.layers, "deploy_channels": geo.channels, "deploy_image_size": geo.image_size}

@@ -31,7 +31,7 @@ import torch
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
-from searchspace.layout import expand_genotype, network_instances, network_macs, plan_cells
+from searchspace.layout import EVALUATION, expand_genotype, network_instances, network_macs, network_spec
 
 from .arch import derive_genotype, mixing_weights, stage1_alternatives
 from .clustering import search_groups
@@ -40,7 +40,7 @@ from .result import SearchResult
 from .state import PhaseProgress, SearchState, Stage1Outcome, Stage2Outcome, load_checkpoint, save_checkpoint
 from .supernet import (argmax, build_supernet, edge_table, reference_cost, restore, search_device, search_epochs,
                        representative_of, stage1_space, stage2_space, supernet_accuracy, warm_start)
-from .target import TargetRun, build_target, eval_generator, final_accuracy, target_epochs, target_geometry
+from .target import TargetRun, build_target, eval_generator, final_accuracy, target_epochs
 
 log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
@@ -56,9 +56,9 @@ def run_search(config: SearchConfig, cost_table, report: Report | None = None, c
                network_cost: NetworkCostFn | None = None) -> SearchResult:
     """One full trial.
 
-    ``cost_table``: what the loss weighs the architecture with: an object with ``candidates``,
-    ``time_us`` and ``energy_uj`` ((cells, E, len(candidates)) arrays, e.g.
-    ``cost_models.edge_cost_table(config)``) or a callable ``(op, c, h, stride) -> (time_us, energy_uj)``.
+    ``cost_table``: what the loss weighs the architecture with: a ``searchspace.layout.CostTable``
+    ((cells, E, len(candidates)) arrays, e.g. ``cost_models.search_cost_table(config)``) or a callable
+    ``(op, c, h, stride) -> (time_us, energy_uj)``.
     ``checkpoint``: a file resumed from if it exists and rewritten after every epoch.
     ``network_cost``: the derived genotype -> an object with ``dram_time_us``, ``dram_energy_uj`` and
     ``dram_bytes`` of the network the trial reports (``cost_models.derived_network_cost``); without it
@@ -220,11 +220,8 @@ def eval_summary(accuracies: tuple[float, ...]) -> tuple[float, float | None]:
 def _result(trial: Trial, state: SearchState, target: TargetRun, network_cost: NetworkCostFn | None) -> SearchResult:
     config, genotype, s1, s2 = trial.config, state.genotype, state.stage1, state.stage2
     space2 = stage2_space(config, state.groups, s1.choice)
-    layers, channels = target_geometry(config)
-    instances = network_instances(expand_genotype(genotype, layers),
-                                  plan_cells(layers, channels, config.nodes, config.image_size, config.stem_multiplier),
-                                  config.nodes, config.in_channels, config.image_size, config.num_classes,
-                                  config.stem_multiplier)
+    spec = network_spec(config, EVALUATION)
+    instances = network_instances(expand_genotype(genotype, spec.layers), spec)
     net_cost = network_cost(genotype) if network_cost is not None else _Unknown()
     accuracy, accuracy_std = eval_summary(state.eval_accuracies)
     return SearchResult(

@@ -2,8 +2,8 @@
 optimisers), and trained by the stage's epoch loop.
 
 Public: ``build_supernet`` (what ``run_search`` trains in each stage, and what the step benchmark
-times), ``stage_cost_term`` (the DRAM part of the loss), ``edge_table`` (a cost table or a cost
-callable as per-(cell, edge, candidate) arrays), ``stage1_space`` / ``stage2_space``,
+times), ``stage_cost_term`` (the DRAM part of the loss), ``edge_table`` (a ``CostTable``, or a cost
+callable evaluated into one), ``stage1_space`` / ``stage2_space``,
 ``supernet_accuracy``, ``search_device``, and ``search_epochs``, claim 6's loop: architecture and
 weight updates on the same batches (``arch_step``: joint or alternate) until no edge's strongest
 candidate has changed for ``patience`` epochs, or ``max_epochs``. It is a generator yielding
@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import cell_edges
 from searchspace.groups import Groups, parse_groups
-from searchspace.layout import plan_cells, supernet_edge_shapes
-from searchspace.ops import CANDIDATES
+from searchspace.layout import CostTable, network_spec, plan_cells
 
 from .arch import ArchSpace, alpha_entropy, argmax_names, make_space, mixing_weights
 from .cells import Network
@@ -36,15 +34,6 @@ from .train import CostTerm, Supernet, accuracy, calibrate_bn, epoch_summary, se
 
 # (op, channels, height, stride) -> (time_us, energy_uj): a cost model as a function
 CostFn = Callable[[str, int, int, int], tuple[float, float]]
-
-
-@dataclass(frozen=True, eq=False)
-class EdgeTable:
-    """Per-(cell, edge, candidate) DRAM cost of the supernet (what ``cost_models.edge_cost_table`` gives)."""
-
-    candidates: tuple[str, ...]
-    time_us: np.ndarray  # (cells, E, len(candidates)) float64
-    energy_uj: np.ndarray  # (cells, E, len(candidates)) float64
 
 
 def search_device(config: SearchConfig) -> torch.device:
@@ -63,24 +52,20 @@ def memory_format(config: SearchConfig, device: torch.device) -> torch.memory_fo
     return torch.channels_last if on else torch.contiguous_format
 
 
-def edge_table(config: SearchConfig, cost_table: Any) -> Any:
-    """``cost_table`` as an object with ``candidates``, ``time_us``, ``energy_uj``: returned as is when it
-    is one (``cost_models.edge_cost_table(config)``), else a ``CostFn`` evaluated on every edge shape."""
-    if cost_table is None:
-        raise TypeError("the search needs a cost table (cost_models.edge_cost_table(config), or a callable)")
-    if not callable(cost_table):
+def edge_table(config: SearchConfig, cost_table: CostTable | CostFn) -> CostTable:
+    """``cost_table`` as the search core's ``CostTable``: as is when it is one (``cost_models``'s
+    ``search_cost_table(config)`` is), else a ``CostFn`` evaluated on every edge shape of the supernet."""
+    if isinstance(cost_table, CostTable):
         return cost_table
-    plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
-    shapes = supernet_edge_shapes(plans, config.nodes)
-    arr = np.array([[[cost_table(op, c, h, s) for op in CANDIDATES] for (c, h, _w, s) in row] for row in shapes],
-                   dtype=np.float64)  # (cells, E, ops, 2)
-    return EdgeTable(CANDIDATES, arr[..., 0], arr[..., 1])
+    if callable(cost_table):
+        return CostTable.from_fn(network_spec(config), cost_table)
+    raise TypeError(f"the search needs a cost table (a searchspace.layout.CostTable such as cost_models' "
+                    f"search_cost_table(config), or a callable), not {type(cost_table).__name__}")
 
 
 def cell_reductions(config: SearchConfig) -> tuple[bool, ...]:
     """Per cell of the search network: is it a reduction cell."""
-    plans = plan_cells(config.layers, config.channels, config.nodes, config.image_size, config.stem_multiplier)
-    return tuple(p.reduction for p in plans)
+    return tuple(p.reduction for p in plan_cells(network_spec(config)))
 
 
 def config_groups(config: SearchConfig) -> Groups:
@@ -104,7 +89,7 @@ def stage2_space(config: SearchConfig, groups: Groups, choice: Sequence[Sequence
                       config.share_alphas)
 
 
-def reference_cost(space: ArchSpace, table: Any) -> tuple[float, float]:
+def reference_cost(space: ArchSpace, table: CostTable) -> tuple[float, float]:
     """(T_ref us, E_ref uJ): the expected cost of ``space`` under uniform alphas (the stage-1 space gives
     the trial's reference, so lambda is unit-free)."""
     t = space.cost_tensor(table.time_us, table.candidates)  # (cells, E, K_max)
@@ -114,7 +99,8 @@ def reference_cost(space: ArchSpace, table: Any) -> tuple[float, float]:
     return float((uniform * t).sum()), float((uniform * e).sum())
 
 
-def stage_cost_term(config: SearchConfig, space: ArchSpace, cost_table: Any, device: torch.device | str = "cpu",
+def stage_cost_term(config: SearchConfig, space: ArchSpace, cost_table: CostTable | CostFn,
+                    device: torch.device | str = "cpu",
                     ref: tuple[float, float] | None = None) -> CostTerm:
     """lambda_t (T - T_ref)/T_ref + lambda_e (E - E_ref)/E_ref over ``space``'s candidates. ``ref`` None: the
     uniform-alpha cost of ``space`` itself (right for stage 1; stage 2 passes stage 1's).
@@ -129,13 +115,12 @@ def stage_cost_term(config: SearchConfig, space: ArchSpace, cost_table: Any, dev
     ref_t, ref_e = (max(r, 1e-12) for r in (ref if ref is not None else reference_cost(space, table)))
     scale = torch.tensor([2.0 / dst for _src, dst in cell_edges(space.nodes)], device=device)  # (E,)
     return CostTerm(t, e, ref_t, ref_e, config.lambda_time, config.lambda_energy, edge_scale=scale,
-                    fixed_time_us=float(getattr(table, "fixed_time_us", 0.0)),
-                    fixed_energy_uj=float(getattr(table, "fixed_energy_uj", 0.0)),
+                    fixed_time_us=float(table.fixed_time_us), fixed_energy_uj=float(table.fixed_energy_uj),
                     budget_time_us=config.dram_time_budget_us, budget_energy_uj=config.dram_energy_budget_uj,
                     budget_weight=config.budget_weight, budget_penalty=config.budget_penalty)
 
 
-def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candidates=None, *,
+def build_supernet(config: SearchConfig, cost_table: CostTable | CostFn, stage: int = 1, candidates=None, *,
                    groups: Groups | None = None, device: torch.device | str | None = None,
                    ref: tuple[float, float] | None = None) -> Supernet:
     """The supernet of search stage ``stage`` with equal alphas, ready for ``search_epoch``.
@@ -164,9 +149,7 @@ def build_supernet(config: SearchConfig, cost_table: Any, stage: int = 1, candid
         ref = reference_cost(space if stage == 1 else stage1_space(config, groups or config_groups(config)), table)
     cost = stage_cost_term(config, space, table, device, ref)
     torch.manual_seed(config.seed * 1000 + stage)  # the stage's fresh modules: the same again on resume
-    net = Network(space.edge_spec(), layers=config.layers, channels=config.channels, nodes=config.nodes,
-                  in_channels=config.in_channels, image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=False, shared_relu=config.fast,
+    net = Network(space.edge_spec(), network_spec(config), affine=False, shared_relu=config.fast,
                   supernet=config.supernet_pool_bn).to(device, memory_format=memory_format(config, device))
     mask = space.mask().to(device)  # (n_sets, E, K_max)
     alpha = torch.zeros(mask.shape, device=device, requires_grad=True)  # equal weights at every stage start

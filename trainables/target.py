@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from searchspace.config import SearchConfig
 from searchspace.genotype import Genotype
-from searchspace.layout import eval_geometry, expand_genotype
+from searchspace.layout import EVALUATION, expand_genotype, network_spec
 
 from .cells import Network, derived_edge_spec
 from .data import Datasets, batches, load_datasets
@@ -33,13 +33,6 @@ EVAL_MOMENTUM, EVAL_WEIGHT_DECAY, EVAL_LR_MIN = 0.9, 3e-4, 1e-4
 class TargetRun(NamedTuple):
     accuracy: float  # test split, after BN re-estimation
     net: nn.Module  # the trained target network (eval_layers x eval_channels)
-
-
-def target_geometry(config: SearchConfig) -> tuple[int, int]:
-    """(layers, channels) of the target network: ``eval_layers`` / ``eval_channels``, 0 = the search's
-    (``searchspace.layout.eval_geometry``, the one definition the cost model uses too)."""
-    geo = eval_geometry(config)
-    return geo.layers, geo.channels
 
 
 def eval_seed_streams(config: SearchConfig, eval_seed: int) -> tuple[int, int | None]:
@@ -61,12 +54,9 @@ def build_target(config: SearchConfig, genotype: Genotype, device: torch.device 
                  eval_seed: int = 0) -> tuple[Network, torch.optim.Optimizer]:
     """The untrained target network of training seed ``eval_seed`` (init seed: ``eval_seed_streams``; seed 0:
     ``config.seed * 1000 + 3``) and its SGD optimiser."""
-    layers, channels = target_geometry(config)
+    spec = network_spec(config, EVALUATION)  # eval_layers / eval_channels, 0 = the search's
     torch.manual_seed(eval_seed_streams(config, eval_seed)[0])
-    net = Network(derived_edge_spec(expand_genotype(genotype, layers), config.nodes), layers=layers,
-                  channels=channels, nodes=config.nodes, in_channels=config.in_channels,
-                  image_size=config.image_size, num_classes=config.num_classes,
-                  stem_multiplier=config.stem_multiplier, affine=True)
+    net = Network(derived_edge_spec(expand_genotype(genotype, spec.layers), config.nodes), spec, affine=True)
     device = torch.device(device)
     net = net.to(device, memory_format=memory_format(config, device))
     opt = torch.optim.SGD(net.parameters(), config.eval_lr, momentum=EVAL_MOMENTUM, weight_decay=EVAL_WEIGHT_DECAY,

@@ -19,7 +19,7 @@ from typing import Any
 
 from searchspace.config import SearchConfig, parse_set
 from searchspace.genotype import Genotype
-from searchspace.layout import deploy_geometry
+from searchspace.layout import DEPLOYMENT, network_spec
 from searchspace.ops import OPS
 
 from cost_models.network import derived_network_cost
@@ -164,9 +164,9 @@ def _network(args: argparse.Namespace) -> dict[str, Any]:
     profile = load_profile(config.profile)  # unknown profile: the error names the known ones
     net = derived_network_cost(genotype, config)
     out = net.to_dict(rows=args.rows)
-    geo = deploy_geometry(config)
-    out.update(profile_source=profile.source, layers=geo.layers, channels=geo.channels, image_size=geo.image_size,
-               nodes=config.nodes)
+    spec = network_spec(config, DEPLOYMENT)
+    out.update(profile_source=profile.source, layers=spec.layers, channels=spec.channels, image_size=spec.image_size,
+               nodes=spec.nodes)
     return out
 
 

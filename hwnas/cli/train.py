@@ -20,7 +20,7 @@ from typing import Any
 from searchspace.config import SearchConfig
 from searchspace.files import atomic_write_text
 from searchspace.genotype import Genotype
-from searchspace.layout import expand_genotype, network_instances, network_macs, plan_cells
+from searchspace.layout import TRAINING, expand_genotype, network_instances, network_macs, network_spec
 from searchspace.schema import parse_set
 from searchspace.train_config import TRAIN_PRESETS, TrainConfig, train_preset
 
@@ -93,18 +93,14 @@ def resolve_source(source: str, trial: str | None, rule: str | None,
 def network_metrics(search: SearchConfig, train: TrainConfig, genotype: Genotype, net) -> dict[str, Any]:
     """params, MACs and the DRAM cost of the trained network on the train run's (or experiment's) profile."""
     from cost_models.network import network_cost
-    from trainables.full_train import data_config, train_geometry
 
-    layers, channels = train_geometry(search, train)
-    cfg = data_config(search, train).replace(profile=train.profile or search.profile,
-                                             cost_batch=train.cost_batch or search.cost_batch)
-    g = expand_genotype(genotype, layers)
-    plans = plan_cells(layers, channels, cfg.nodes, cfg.image_size, cfg.stem_multiplier)
-    macs = network_macs(network_instances(g, plans, cfg.nodes, cfg.in_channels, cfg.image_size, cfg.num_classes,
-                                          cfg.stem_multiplier))
-    cost = network_cost(g, cfg, layers=layers, channels=channels)
-    return {"params": int(sum(p.numel() for p in net.parameters())), "macs": int(macs), "layers": layers,
-            "channels": channels, "image_size": cfg.image_size, "profile": cfg.profile, "cost_batch": cfg.cost_batch,
+    spec = network_spec(search, TRAINING, train)
+    profile, batch = train.profile or search.profile, train.cost_batch or search.cost_batch
+    g = expand_genotype(genotype, spec.layers)
+    macs = network_macs(network_instances(g, spec))
+    cost = network_cost(g, spec, profile, batch)
+    return {"params": int(sum(p.numel() for p in net.parameters())), "macs": int(macs), "layers": spec.layers,
+            "channels": spec.channels, "image_size": spec.image_size, "profile": profile, "cost_batch": batch,
             "dram_time_us": cost.dram_time_us, "dram_energy_uj": cost.dram_energy_uj, "dram_bytes": cost.dram_bytes}
 
 

@@ -97,12 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:  # written after every epoch: an unwritable place fails now, not after the first one
         check_out(args.checkpoint, "--checkpoint")
     threads = set_trial_threads(trial_threads(args.threads or usable_cores(), usable_cores()))
-    from cost_models import derived_network_cost, edge_cost_table
+    from cost_models import derived_network_cost, search_cost_table
     from trainables import run_search
 
     log.info("trial: dataset=%s profile=%s lambda_time=%g lambda_energy=%g seed=%d, %d threads", config.dataset,
              config.profile, config.lambda_time, config.lambda_energy, config.seed, threads)
-    result = run_search(config, edge_cost_table(config), checkpoint=args.checkpoint,
+    result = run_search(config, search_cost_table(config), checkpoint=args.checkpoint,
                         network_cost=lambda g: derived_network_cost(g, config))
     record = result.to_record()
     text = json.dumps(record, indent=2)
