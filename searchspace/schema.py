@@ -273,10 +273,11 @@ def markdown_table(cls: type, exclude: tuple[str, ...] = ()) -> str:
 SET_HELP = "values are JSON where they parse, else strings; repeatable"
 
 
-def add_set_argument(parser: argparse.ArgumentParser, example: str) -> None:
-    """The ``--set KEY=VALUE [KEY=VALUE ...]`` option of every command (read it with ``parse_set``)."""
+def add_set_argument(parser: argparse.ArgumentParser, example: str, what: str = "override config keys") -> None:
+    """The ``--set KEY=VALUE [KEY=VALUE ...]`` option of every command, into ``args.sets`` (read it with
+    ``parse_set``); ``what`` says which keys it overrides there."""
     parser.add_argument("--set", dest="sets", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help=f"override config keys, e.g. --set {example} ({SET_HELP})")
+                        help=f"{what}, e.g. --set {example} ({SET_HELP})")
 
 
 def parse_set(items: typing.Iterable[str] | None) -> dict[str, Any]:

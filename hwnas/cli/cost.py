@@ -17,14 +17,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cost_models.network import derived_network_cost
+from cost_models.profile import list_profiles, load_profile
+from cost_models.traffic import op_cost
 from searchspace.config import SearchConfig, parse_set
 from searchspace.genotype import Genotype
 from searchspace.layout import DEPLOYMENT, network_spec
 from searchspace.ops import OPS
-
-from cost_models.network import derived_network_cost
-from cost_models.profile import list_profiles, load_profile
-from cost_models.traffic import op_cost
+from searchspace.schema import add_set_argument
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="output channels (default: C, as the searchable operators; e.g. 10 for the classifier)")
     parser.add_argument("--genotype", metavar="FILE", help="cost the network of a genotype or trial result JSON")
     parser.add_argument("--onnx", metavar="FILE", help="cost every kernel of an ONNX CNN graph (needs --profile)")
-    parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", dest="set_items",
-                        help="network mode: search config overrides, e.g. deploy_layers=20 deploy_channels=36 "
-                        "cost_batch=4")
+    add_set_argument(parser, example="deploy_layers=20 deploy_channels=36 cost_batch=4",
+                     what="network mode: search config overrides")
     parser.add_argument("--rows", action="store_true",
                         help="network and onnx mode: add one row per kernel group, with the bytes it kept on "
                              "chip (onchip_bytes) and spilled to DRAM (spilled_bytes) under the profile's "
@@ -155,7 +154,7 @@ def _network(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--genotype costs a whole network; {', '.join(extra)} belong to the operator mode")
     genotype, file_config = load_genotype_file(args.genotype)
     values = dict(file_config) if file_config is not None else {"layers": len(genotype.cells)}
-    values.update(parse_set(args.set_items))
+    values.update(parse_set(args.sets))
     if args.profile:
         values["profile"] = args.profile
     if args.batch is not None:
@@ -173,8 +172,8 @@ def _network(args: argparse.Namespace) -> dict[str, Any]:
 def _onnx(args: argparse.Namespace) -> int:
     from cost_models.onnx_graph import onnx_cost  # imports onnx: only this mode pays for it
 
-    extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out", "set_items")
-             if getattr(args, k) is not None]
+    extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out") if getattr(args, k) is not None]
+    extra += ["--set"] if args.sets else []
     if extra:
         raise ValueError(f"--onnx costs a whole graph; {', '.join(extra)} do not apply to it")
     if not args.profile:
@@ -197,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.onnx:
         return _onnx(args)
-    if args.set_items or args.rows:
+    if args.sets or args.rows:
         raise ValueError("--set and --rows need --genotype FILE (network mode)")
     missing = [f"--{k.replace('_', '-')}" for k in ("profile", "op", "shape") if not getattr(args, k)]
     if missing:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from searchspace.files import atomic_write, atomic_write_text, check_writable
+from searchspace.schema import add_set_argument
 
 from results.compare import compare_rows, render_compare, unique_labels
 from results.dimensions import keys, of_kind
@@ -61,9 +62,9 @@ def register(subparsers) -> None:
                         "these processor profiles without searching again ('all': every built-in profile): one "
                         "table per profile and the Spearman rank correlation of the points' DRAM energy between "
                         "every pair of profiles")
-    p.add_argument("--set", dest="sets", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                   help="with --recost: cost another deployed network or batch than the trials', e.g. --set "
-                        f"deploy_layers=20 deploy_channels=36 cost_batch=16 (keys: {', '.join(RECOST_KEYS)})")
+    add_set_argument(p, example="deploy_layers=20 deploy_channels=36 cost_batch=16",
+                     what=f"with --recost: cost another deployed network or batch than the trials' (keys: "
+                          f"{', '.join(RECOST_KEYS)})")
     p.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
     p.set_defaults(func=main)

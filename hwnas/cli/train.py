@@ -21,7 +21,7 @@ from searchspace.config import SearchConfig
 from searchspace.files import atomic_write_text
 from searchspace.genotype import Genotype
 from searchspace.layout import TRAINING, expand_genotype, network_instances, network_macs, network_spec
-from searchspace.schema import parse_set
+from searchspace.schema import add_set_argument, parse_set
 from searchspace.train_config import TRAIN_PRESETS, TrainConfig, train_preset
 
 from results.picking import RULES, by_trial, pick
@@ -51,8 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--trial", metavar="ID", help="train this trial of the experiment")
     p.add_argument("--pick", metavar="RULE", help=f"choose a front point: {', '.join(RULES)} (default knee)")
     p.add_argument("--preset", choices=sorted(TRAIN_PRESETS), help="training protocol preset")
-    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", dest="set_items",
-                   help="TrainConfig overrides, e.g. epochs=2 layers=8 channels=16 cutout=16")
+    add_set_argument(p, example="epochs=2 layers=8 channels=16 cutout=16", what="TrainConfig overrides")
     p.add_argument("--profile", metavar="NAME_OR_FILE", help="DRAM cost profile of metrics.json (default: the "
                    "experiment's)")
     p.add_argument("--out", metavar="DIR", default="hwnas-train", help="output folder (default ./hwnas-train)")
@@ -132,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
     genotype, config, prov = resolve_source(args.source, args.trial, args.pick, args.endpoint_url)
     search = SearchConfig.from_dict(config if config is not None else {"layers": len(genotype.cells)})
     values = train_preset(args.preset) if args.preset else {}
-    values.update(parse_set(args.set_items))
+    values.update(parse_set(args.sets))
     if args.profile:
         values["profile"] = args.profile
     train = TrainConfig.from_dict(values)
