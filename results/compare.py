@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from .scan_metrics import (hypervolume_of, hypervolume_of_means, largest_gap, minmax_bounds,
                    reference_costs, trial_objectives)

@@ -1,8 +1,9 @@
 """Print the package import graph and the file count of every package.
 
 A static walk over every import statement of the project's packages (module level, inside functions
-and inside ``if TYPE_CHECKING:`` blocks): one line per package with its file count and the packages it
-imports, then every import circle between modules. Usage: ``python scripts/import_graph.py``.
+and inside ``if TYPE_CHECKING:`` blocks): one line per package with its file count, its floors (the
+longest chain of imports between its own modules, counted in modules) and the packages it imports, then
+every import circle between modules. Usage: ``python scripts/import_graph.py [ROOT]``.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]
 log = logging.getLogger("import_graph")
 
 
@@ -77,6 +78,20 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def floors(package: str, edges: dict[str, set[str]]) -> int:
+    """The longest chain of imports between ``package``'s own modules, in modules (1: none imports another)."""
+    inside = {m: {t for t in targets if t.split(".")[0] == package} for m, targets in edges.items()
+              if m.split(".")[0] == package}
+    depth: dict[str, int] = {}
+
+    def level(m: str, seen: frozenset[str]) -> int:
+        if m not in depth:
+            depth[m] = 1 + max((level(t, seen | {m}) for t in inside.get(m, ()) if t not in seen), default=0)
+        return depth[m]
+
+    return max((level(m, frozenset()) for m in inside), default=0)
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     pkgs = packages()
@@ -89,9 +104,12 @@ def main() -> int:
                 pkg_edges[m.split(".")[0]].add(t.split(".")[0])
     for pkg in pkgs:
         files = sum(1 for _ in (ROOT / pkg).rglob("*.py"))
-        log.info("%-14s %3d files  imports: %s", pkg, files, ", ".join(sorted(pkg_edges[pkg])) or "-")
-    for sub in sorted({m.rpartition(".")[0] for m in mods if m.count(".") >= 2}):
-        log.info("  %-12s %3d files", sub, sum(1 for m in mods if m.startswith(sub + ".")))
+        log.info("%-14s %3d files  %2d floors  imports: %s", pkg, files, floors(pkg, edges),
+                 ", ".join(sorted(pkg_edges[pkg])) or "-")
+    for init in sorted(ROOT.glob("*/*/__init__.py")):  # subpackages
+        if init.parts[-3] in pkgs:
+            log.info("  %-12s %3d files", ".".join(init.parent.relative_to(ROOT).parts),
+                     sum(1 for _ in init.parent.glob("*.py")))
     circles = cycles(edges)
     log.info("import circles (TYPE_CHECKING included): %s",
              "; ".join(" -> ".join(c) for c in circles) or "none")
