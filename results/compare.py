@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .scan_metrics import (hypervolume_of, hypervolume_of_means, largest_gap, minmax_bounds,
-                   reference_costs, trial_objectives)
+                           reference_costs, trial_objectives)
 from .seedstats import point_stats
 from .tables import Experiment
 

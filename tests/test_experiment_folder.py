@@ -15,14 +15,13 @@ import pytest
 from hwnas import cli
 from orchestrator import experiment
 from orchestrator.experiment import save_results
-from results.trial_rows import write_results
 from results.experiment_config import load_experiment_config
 from results.experiment_record import (RECORD_FILE, TUNE_STATE_FILE, ExperimentExists, experiment_for_resume,
-                                            prepare_folder, read_record, write_record)
+                                       prepare_folder, read_record, write_record)
 from results.schema import make_row, rows_to_table
 from results.seedstats import point_stats
 from results.storage import Storage, StorageWriteError
-from results.trial_rows import results_tables
+from results.trial_rows import results_tables, write_results
 
 
 @pytest.fixture
