@@ -290,9 +290,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # error bar). Costs: those of the network the user ships, DARTS's evaluation network (20 cells x C=36),
     # not the 3-cell x C=6 search proxy: the costs the loss weighs and the front shows are those of the
     # network the user ships, and at the proxy every genotype costs within a few % of every other.
+    # Alphas: a stage has 3 x 20 architecture steps; at arch_lr 3e-3 they cannot travel past 0.18 and stage 1
+    # ended with its entropy at 1.385 of ln 4 = 1.386; arch_travel 2 lets them commit where the gradient is
+    # consistent (stage-1 entropy ~1.0 at lambda 8), not so far that the smallest lambda already saturates
+    # (benchmarks/alpha_motion.py, README "Alphas that move").
     "fashion": dict(dataset="fashion", train_size=1000, val_size=500, test_size=0, batch_size=50,
                     layers=3, channels=6, max_epochs=4, patience=2, warmup_epochs=1, eval_epochs=3, eval_lr=0.1,
-                    eval_train_size=2000, eval_seeds=2, deploy_layers=20, deploy_channels=36),
+                    eval_train_size=2000, eval_seeds=2, deploy_layers=20, deploy_channels=36, arch_travel=2.0),
     # DARTS geometry on CIFAR-10 (a GPU per trial); costs of DARTS's evaluation network (20 cells x C=36), the
     # network the user ships, as for fashion; accuracy over two training seeds on the whole test split
     "cifar10": dict(dataset="cifar10", train_size=0, val_size=5000, test_size=0, batch_size=64, layers=8,
