@@ -1,0 +1,644 @@
+"""Cross-check (issue 22, item 4): hwnas's whole-network DRAM traffic against Stream's layer-fused scheduler.
+
+  .venv/bin/python benchmarks/stream_crosscheck.py [--stream-python /work/stream-venv/bin/python]
+      [--json FILE] [--networks cnn3,pool,sep,darts] [--accelerators mobile-npu,eyeriss] [--whole]
+      [--zigzag] [--breakdown] [--keep DIR]
+
+Stream (PyPI ``stream-dse`` 2.1.1, KU Leuven's layer-fused scheduler on ZigZag) needs Python >= 3.12, so it
+is not a dependency of hwnas: it lives in its own venv (README "Cross-check with Stream") and this script,
+under hwnas's 3.11 venv, runs ``benchmarks/stream/stream_driver.py`` in it, one subprocess per schedule,
+exchanging ONNX files and JSON. Without it the script says so in one line and exits 2. Not a test.
+
+**Networks** (batch 1, int8 or int16 as the profile says, untrained weights):
+``cnn3``: the issue's 3-block CNN, 1x36x32x32, each block 1x1 conv, depthwise 3x3, 1x1 conv, 3x3 max pool
+(stride 1), add of the block input (built in torch here, no bias, no BN, no ReLU); and three genotypes at
+DARTS's evaluation geometry, 20 cells x 36 channels, 32x32x1 (Fashion-MNIST), built and exported by hwnas's
+own code path (``trainables.full_train.build_network`` + ``orchestrator.export_cmd.export_onnx``, as
+``hwnas train`` / ``hwnas export`` do): ``pool`` (every node two 3x3 max pools: n2 = mp(0) + mp(1), n3 =
+mp(1) + mp(2), ...; a reduction cell's pools from its inputs have stride 2), ``sep`` (every edge of every
+cell sep_conv_3x3 from inputs 0 and 1) and ``darts`` (DARTS-V2's cells: sep_conv_3x3, skip, dil_conv_3x3;
+reduction max pools and skips). Avg pools are left out: stream-dse 2.1.1 parses no AveragePool.
+
+**Accelerators** (single core, derived from the hwnas profile's numbers; ``hardware_files``): one compute
+core whose top memory is the profile's ``onchip_buffer_bytes`` (holding inputs, weights and outputs, as
+hwnas's buffer), operand precision ``bytes_per_element`` x 8 bits, an array of 32x32 MACs (``mobile-npu``,
+the Exynos 9820 NPU's 1024 MACs) or 12x14 PEs (``eyeriss``, Eyeriss's 168); an off-chip core (DRAM) whose
+port is ``dram_burst_bytes`` x 8 bits wide, so a Stream word is a hwnas burst (32 B LPDDR5 / 8 B Eyeriss bus),
+with ``dram_read/write_pj_per_byte`` x burst pJ per word. The clock that makes that port carry
+``dram_bandwidth_gbps`` (51.2 GB/s / 32 B = 1.6 GHz; 0.48 GB/s / 8 B = 60 MHz, Eyeriss's link clock) is
+written in the YAML's comment; cycles are not compared here, only bytes.
+
+**Schedules** (Stream's ``fusion_cut_points``, passed explicitly, never Stream's automatic cuts, which fail
+on some graphs with "only support single destination for constant output transfer"):
+``per-layer``: a group ends after every layer (every ONNX compute node); ``fused``: one group per block
+(cnn3) or per stem / cell / classifier (the exports: every node of ``/cells.i/...`` in one group);
+``whole``: one group (cnn3 always; the 20-cell exports only with ``--whole``: Stream's affine analysis of a
+127-layer group already takes over 10 minutes of mapping generation on this machine).
+
+**Reading Stream's DRAM traffic**: ``group_memory_accesses`` of each group, the off-chip core's rows:
+per tensor, read/write counts in port-width words, each ceil(tile bits / port bits) x firings. Bytes on the
+bus = words x port bits / 8 (a tile's last word padded, as hwnas rounds each stream to whole bursts); the
+payload (firings x tile bits / 8) is in the JSON too. Tensors a group reads from DRAM are its InEdges
+(network input, weights, earlier groups' outputs), those it writes its OutEdges.
+
+**hwnas side**: ``cost_models.onnx_graph.onnx_cost(path, profile, 1)`` on the same prepared graph, with the
+profile's rule set by ``dataclasses.replace``: ``round-trip`` = every layer a kernel that reads its inputs
+from DRAM and writes its output (``fused=False``: the kernels are then Stream's per-layer layers);
+``shipped`` = the profile as shipped (``fused=True``: an operator region (a sep_conv's dw+pw chain, a node's
+operators summed into its Add, the factorized reduce) is one kernel, with its intermediates on chip), still
+a round trip between kernels; ``residency`` = the rule issue 22 adds (a tensor stays on chip for its readers
+while the live set fits). ``RULE_FIELD`` below names the profile field that selects it; until it exists the
+residency column prints n/a.
+
+**Making both see the same kernels** (``prepare``): the export's BatchNormalization nodes are folded into
+their Conv as a bias (the factorized reduce's BN after its concat into both convs, half the channels each),
+as hwnas folds BN on every profile here (``fold_bn = true``) and a deployed int8/int16 network has it
+folded; ReLU nodes are removed: hwnas's fused profiles run a ReLU as its consumer's prologue (no traffic),
+while both Stream per-layer and hwnas ``fused=False`` would charge it a DRAM round trip; Identity and
+Dropout nodes are dropped, Constants become initializers. hwnas's shipped cost of the prepared graph equals
+that of the raw export (checked on every run). For Stream only (``stream_model``): the factorized reduce's
+``x[:, :, 1:, 1:]`` (two ONNX Slices) becomes its Conv's leading pad -1 (same pixels read): Stream 2.1.1
+loses the Slice's data dependency (a Slice group reads nothing from DRAM and runs first), while hwnas reads
+a Slice as its Conv's offset; tensors are retyped int8/int16 (Stream sizes a tensor by its ONNX type).
+
+**Known differences between the two models** (see also ``--breakdown``):
+1. Concat: stream-dse 2.1.1 has no Concat; the driver registers one as a copy layer (reads each distinct
+   input once, writes the output). hwnas ``fused=False`` copies too (reads every input, writes the output);
+   hwnas's shipped profiles write a concat in place (no traffic).
+2. Granularity: Stream per-layer = hwnas ``fused=False``. hwnas's shipped profiles keep an operator's
+   intermediates (sep_conv: 3 of its 4 layer outputs) and a node's operator outputs on chip, so their
+   round-trip total lies between Stream per-layer and Stream fused: it is not the per-layer schedule.
+3. Tiling: where a layer's working set exceeds the buffer, hwnas charges re-reads (the cheaper of weight
+   chunks or input bands + halo rows, ``cost_models.traffic``); Stream's capacity tiler picks its own loop
+   split; on eyeriss (108 KB) the two differ per layer (``--breakdown``).
+4. Stream 2.1.1 undercounts the DRAM write of a depthwise conv that its tiler splits along the group axis
+   (108 KB eyeriss: a 36x32x32 16-bit depthwise layer): it writes one tile's worth instead of every tile
+   (the grouped conv's output channel g*K/groups + k is an expression of g, so the steady-state space
+   counts the g loop as reuse for the output). The table's ``*`` marks such totals; the JSON and the
+   footnote give the total with every group output written at least once (``write_floor``).
+5. Burst rounding: both round a stream to whole bursts/words; Stream per tile per firing, hwnas per stream.
+6. Weights: both read every weight once per kernel (bias included); Stream's tiler may re-read weights
+   per tile where hwnas's tiling does not, and the reverse.
+
+Targets: the round-trip rule within 2 % of Stream per-layer; the residency rule between Stream fused and
+Stream per-layer, and within 25 % of Stream fused where the whole live set fits the buffer (peak live set:
+``live_peak``). Each is printed met / not met (n/a before the residency rule lands).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import onnx  # noqa: E402
+import yaml  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
+from onnx import TensorProto as TP  # noqa: E402
+
+from cost_models.onnx_graph import onnx_cost  # noqa: E402
+from cost_models.profile import Profile, load_profile  # noqa: E402
+
+log = logging.getLogger("stream_crosscheck")
+
+HERE = Path(__file__).resolve().parent
+DRIVER = HERE / "stream" / "stream_driver.py"
+
+# TODO(issue 22 residency): when cost_models.profile.Profile gains the field that selects the rule between
+# kernels (the lead's work in progress names it ``between_kernels``, values "round-trip" / "resident"), set
+#     RULE_FIELD = "between_kernels"
+# and the residency column fills in; nothing else changes (``hwnas_costs``).
+RULE_FIELD: str | None = None
+ROUND_TRIP, RESIDENT = "round-trip", "resident"
+
+ACCELERATORS = {  # hwnas profile -> the compute array of its single-core Stream accelerator
+    "mobile-npu": {"array": (32, 32), "why": "Exynos 9820 NPU: 1024 int8 MACs (Song et al., ISSCC 2019)"},
+    "eyeriss": {"array": (12, 14), "why": "Eyeriss: 12 x 14 = 168 PEs (Chen et al., JSSC 2017)"},
+}
+NETWORKS = ("cnn3", "pool", "sep", "darts")
+LAYOUT_OPS = {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"}  # Stream folds these: not layers
+ELEM = {1: TP.INT8, 2: TP.INT16}
+LAYERS, CHANNELS = 20, 36
+
+
+# ------------------------------------------------------------------------------------------ networks
+def _genotypes() -> dict[str, Any]:
+    from searchspace.genotype import Genotype
+    from searchspace.layout import reduction_cells
+
+    def every(normal, reduce):
+        red = set(reduction_cells(LAYERS))
+        return Genotype.from_dict({"cells": [{"reduction": i in red, "edges": reduce if i in red else normal}
+                                             for i in range(LAYERS)]})
+
+    pools = [["max_pool_3x3", a, b] for b in range(2, 6) for a in (b - 2, b - 1)]
+    seps = [["sep_conv_3x3", a, b] for b in range(2, 6) for a in (0, 1)]
+    darts_normal = [["sep_conv_3x3", 0, 2], ["sep_conv_3x3", 1, 2], ["sep_conv_3x3", 0, 3], ["sep_conv_3x3", 1, 3],
+                    ["sep_conv_3x3", 1, 4], ["skip_connect", 0, 4], ["skip_connect", 0, 5], ["dil_conv_3x3", 2, 5]]
+    darts_reduce = [["max_pool_3x3", 0, 2], ["max_pool_3x3", 1, 2], ["skip_connect", 2, 3], ["max_pool_3x3", 1, 3],
+                    ["max_pool_3x3", 0, 4], ["skip_connect", 2, 4], ["skip_connect", 2, 5], ["max_pool_3x3", 1, 5]]
+    return {"pool": every(pools, pools), "sep": every(seps, seps), "darts": every(darts_normal, darts_reduce)}
+
+
+def _cnn3():
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, c: int):
+            super().__init__()
+            self.pw1 = nn.Conv2d(c, c, 1, bias=False)
+            self.dw = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+            self.pw2 = nn.Conv2d(c, c, 1, bias=False)
+            self.pool = nn.MaxPool2d(3, 1, 1)
+
+        def forward(self, x):  # x: (N, C, H, W)
+            return self.pool(self.pw2(self.dw(self.pw1(x)))) + x
+
+    return nn.Sequential(*(Block(36) for _ in range(3))).eval()
+
+
+def export(name: str, path: Path) -> None:
+    """The raw ONNX export of network ``name`` (hwnas's exporter, BN kept, dynamic batch)."""
+    import torch
+
+    from orchestrator.export_cmd import export_onnx
+
+    torch.manual_seed(0)
+    if name == "cnn3":
+        net, x = _cnn3(), torch.zeros(1, 36, 32, 32)
+    else:
+        from searchspace.config import SearchConfig
+        from searchspace.train_config import TrainConfig
+        from trainables.full_train import build_network
+
+        search = SearchConfig(dataset="fashion", layers=LAYERS, channels=CHANNELS)
+        train = TrainConfig(dataset="fashion", layers=LAYERS, channels=CHANNELS)
+        net, x = build_network(search, train, _genotypes()[name]).eval(), torch.zeros(1, 1, 32, 32)
+    export_onnx(net, x, path)
+
+
+# ------------------------------------------------------------------------------------------ graph preparation
+def prepare(model: onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
+    """BN folded into its Conv(s) as a bias, ReLU / Identity / Dropout removed, Constants made initializers,
+    the batch fixed (module doc, "Making both see the same kernels"). Returns a shape-inferred copy."""
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    alias: dict[str, str] = {}
+    producer: dict[str, onnx.NodeProto] = {}
+    kept: list[onnx.NodeProto] = []
+
+    def resolve(t: str) -> str:
+        while t in alias:
+            t = alias[t]
+        return t
+
+    for n in g.node:
+        for i, t in enumerate(n.input):
+            n.input[i] = resolve(t) if t else t
+        if n.op_type == "Constant":
+            g.initializer.append(numpy_helper.from_array(numpy_helper.to_array(n.attribute[0].t), n.output[0]))
+            continue
+        if n.op_type in ("Relu", "Identity", "Dropout"):
+            alias[n.output[0]] = n.input[0]
+            continue
+        if n.op_type == "BatchNormalization":
+            src = producer.get(n.input[0])
+            convs = [src] if src is not None and src.op_type == "Conv" else \
+                [producer.get(t) for t in src.input] if src is not None and src.op_type == "Concat" else [None]
+            if any(c is None or c.op_type != "Conv" for c in convs):
+                raise ValueError(f"BN {n.name!r} follows neither a Conv nor a Concat of Convs: cannot fold it")
+            for c in convs:
+                if len(c.input) < 3 or not c.input[2]:
+                    bias = numpy_helper.from_array(numpy_helper.to_array(inits[c.input[1]])[:, 0, 0, 0] * 0,
+                                                   c.name + ".folded_bn_bias")
+                    g.initializer.append(bias)
+                    del c.input[2:]
+                    c.input.append(bias.name)
+            alias[n.output[0]] = n.input[0]
+            continue
+        producer[n.output[0]] = n
+        kept.append(n)
+    for out in g.output:  # a removed node's output that is the graph output: its source takes the name
+        src = resolve(out.name)
+        if src != out.name:
+            producer[src].output[0] = out.name
+            for n in kept:
+                n.input[:] = [out.name if t == src else t for t in n.input]
+    del g.node[:]
+    g.node.extend(kept)
+    used = {t for n in kept for t in n.input}
+    live = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(live)
+    del g.value_info[:]
+    for v in list(g.input) + list(g.output):
+        dim = v.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_param")
+        dim.dim_value = batch
+    m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    onnx.checker.check_model(m)
+    return m
+
+
+def stream_model(model: onnx.ModelProto, bytes_per_element: int) -> onnx.ModelProto:
+    """The prepared graph as Stream reads it: Slices folded into their reader's pads, tensors retyped."""
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    g = m.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    view: dict[str, tuple[str, int, int]] = {}  # Slice output -> (source, H offset, W offset)
+    for n in list(g.node):
+        if n.op_type == "Slice":
+            base, oh, ow = view.get(n.input[0], (n.input[0], 0, 0))
+            starts = consts[n.input[1]]
+            ends = consts[n.input[2]]
+            axes = consts[n.input[3]] if len(n.input) > 3 and n.input[3] else range(len(starts))
+            steps = consts[n.input[4]] if len(n.input) > 4 and n.input[4] else [1] * len(starts)
+            for a, st, en, sp in zip(axes, starts, ends, steps):
+                if int(a) % 4 not in (2, 3) or int(sp) != 1 or int(en) < 2 ** 30:
+                    raise ValueError(f"Slice {n.name!r}: only x[:, :, a:, b:] is folded for Stream")
+                oh, ow = (oh + int(st), ow) if int(a) % 4 == 2 else (oh, ow + int(st))
+            view[n.output[0]] = (base, oh, ow)
+            g.node.remove(n)
+            continue
+        for i, t in enumerate(n.input):
+            if t in view:
+                if n.op_type not in ("Conv", "MaxPool") or i != 0:
+                    raise ValueError(f"{n.name!r} ({n.op_type}) reads a Slice; only a Conv or MaxPool may")
+                base, oh, ow = view[t]
+                pads = next((a for a in n.attribute if a.name == "pads"), None)
+                if pads is None:
+                    n.attribute.append(helper.make_attribute("pads", [0, 0, 0, 0]))
+                    pads = n.attribute[-1]
+                pads.ints[0] -= oh  # leading pad -a: the window reads from pixel a (same output shape)
+                pads.ints[1] -= ow
+                n.input[0] = base
+    vis = [v for v in g.value_info if v.name not in view]  # ONNX inference cannot redo a negative pad
+    del g.value_info[:]
+    g.value_info.extend(vis)
+    elem = ELEM[bytes_per_element]
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        if v.type.tensor_type.elem_type == TP.FLOAT:
+            v.type.tensor_type.elem_type = elem
+    typed = [TP(name=t.name, data_type=elem, dims=list(t.dims)) if t.data_type == TP.FLOAT else t
+             for t in g.initializer]  # shapes only: Stream reads no weight values
+    del g.initializer[:]
+    g.initializer.extend(typed)
+    return m
+
+
+def _unit(name: str) -> str:
+    """A node's top-level module: "/cells.3/edges.0/.../Conv" -> "cells.3" (a block or cell of the export)."""
+    parts = name.split("/")
+    return parts[1] if len(parts) > 2 else name
+
+
+def cut_points(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Stream fusion cut points (a group ends after each named layer) per schedule."""
+    layers = [n.name for n in model.graph.node if n.op_type not in LAYOUT_OPS]
+    fused = [a for a, b in zip(layers, layers[1:]) if _unit(a) != _unit(b)]
+    return {"per-layer": layers[:-1], "fused": fused, "whole": []}
+
+
+def live_peak(model: onnx.ModelProto, bytes_per_element: int) -> int:
+    """Peak bytes on chip if every tensor stayed there from its write to its last read, layer by layer in
+    graph order: at each layer, the tensors written earlier and read at or after it, its output, its weights."""
+    g = model.graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(g.input) + list(g.output) + list(g.value_info)}
+    weights = {t.name: math.prod(t.dims) for t in g.initializer}
+    size = {t: math.prod(s) * bytes_per_element for t, s in shapes.items()}
+    last: dict[str, int] = {}
+    for j, n in enumerate(g.node):
+        for t in n.input:
+            last[t] = j
+    live = {t.name for t in g.input}
+    peak = 0
+    for j, n in enumerate(g.node):
+        w = sum(weights.get(t, 0) for t in n.input) * bytes_per_element
+        outs = [t for t in n.output if t in size]
+        peak = max(peak, sum(size[t] for t in live) + sum(size[t] for t in outs) + w)
+        live |= {t for t in outs if last.get(t, -1) > j}
+        live = {t for t in live if last.get(t, -1) > j}
+    return peak
+
+
+# ------------------------------------------------------------------------------------------ Stream side
+def hardware_files(profile: Profile, array: tuple[int, int], folder: Path) -> Path:
+    """A single-core Stream accelerator matching ``profile`` (module doc); returns the system YAML."""
+    bits = profile.bytes_per_element * 8
+    acc = 32 if bits == 8 else 16  # int8 MACs accumulate in 32 bits; Eyeriss accumulates in 16
+    word = profile.dram_burst_bytes * 8
+    clock_mhz = profile.dram_bandwidth_gbps * 1e3 / profile.dram_burst_bytes
+
+    def port(name: str, kind: str, width: int, allocation: list[str]) -> dict:
+        return {"name": name, "type": kind, "bandwidth_min": width, "bandwidth_max": width, "allocation": allocation}
+
+    def memory(size_bits: int, cost: float, operands: list[str], ports: list[dict], served: list[str]) -> dict:
+        return {"size": size_bits, "r_cost": cost, "w_cost": cost, "area": 0, "latency": 1, "operands": operands,
+                "ports": ports, "served_dimensions": served}
+
+    core = {
+        "name": f"{profile.name}_core", "type": "zigzag.compute",
+        "memories": {
+            "rf_weight": memory(bits * 64, 0.1, ["I2"], [port("r_port_1", "read", bits, ["I2, tl"]),
+                                                          port("w_port_1", "write", bits, ["I2, fh"])], []),
+            "rf_accumulator": memory(acc, 0.05, ["O"], [
+                port("r_port_1", "read", acc, ["O, tl"]), port("r_port_2", "read", acc, ["O, th"]),
+                port("w_port_1", "write", acc, ["O, fh"]), port("w_port_2", "write", acc, ["O, fl"])], ["D2"]),
+            # the profile's on-chip buffer: inputs, weights and outputs share it, as in hwnas's model
+            "buffer": memory(profile.onchip_buffer_bytes * 8, 10.0, ["I1", "I2", "O"], [
+                port("r_port_1", "read", 1024, ["I1, tl", "I2, tl", "O, tl", "O, th"]),
+                port("w_port_1", "write", 1024, ["I1, fh", "I2, fh", "O, fh", "O, fl"])], ["D1", "D2"]),
+        },
+        "operational_array": {"unit_energy": 0.1, "unit_area": 1, "dimensions": ["D1", "D2"], "sizes": list(array)},
+        "operand_precision": {"input": f"int{bits}", "accumulator": f"int{acc}"},
+    }
+    dram = {
+        "name": "dram", "type": "zigzag.offchip",
+        "memories": {"dram": memory(8 * 10 ** 10, 0.0, ["I1", "I2", "O"], [port(
+            "rw_port_1", "read_write", word,
+            ["I1, fh", "I1, tl", "I2, fh", "I2, tl", "O, fh", "O, tl", "O, fl", "O, th"])], ["D1", "D2"])},
+        "operational_array": {"unit_energy": 0, "unit_area": 0, "dimensions": ["D1", "D2"], "sizes": [0, 0]},
+    }
+    dram["memories"]["dram"]["r_cost"] = profile.dram_read_pj_per_byte * profile.dram_burst_bytes  # pJ / word
+    dram["memories"]["dram"]["w_cost"] = profile.dram_write_pj_per_byte * profile.dram_burst_bytes
+    system = {"name": f"{profile.name}_single_core", "cores": {0: "core.yaml", 1: "dram.yaml"},
+              "offchip_core_id": 1, "unit_energy_cost": 0,
+              "core_connectivity": [{"type": "bus", "cores": [0, 1], "bandwidth": word}]}
+    folder.mkdir(parents=True, exist_ok=True)
+    head = (f"# generated by benchmarks/stream_crosscheck.py from hwnas profile {profile.name} ({profile.source}):\n"
+            f"# buffer {profile.onchip_buffer_bytes} B, int{bits}, DRAM port {word} bit = one {profile.dram_burst_bytes}"
+            f" B burst per cycle at {clock_mhz:g} MHz = {profile.dram_bandwidth_gbps:g} GB/s\n")
+    for name, data in (("core.yaml", core), ("dram.yaml", dram), ("system.yaml", system)):
+        (folder / name).write_text(head + yaml.safe_dump(data, sort_keys=False))
+    return folder / "system.yaml"
+
+
+def stream_available(python: str) -> str | None:
+    """None if ``python`` imports stream-dse, else why not (one line)."""
+    if not Path(python).exists():
+        return f"no Stream interpreter at {python}"
+    try:
+        r = subprocess.run([python, str(DRIVER), "--check"], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{python} does not run: {exc}"
+    if r.returncode != 0:
+        return f"{python} cannot import stream-dse: {(r.stderr.strip().splitlines() or ['?'])[-1]}"
+    return None
+
+
+def run_stream(python: str, job: dict, folder: Path, timeout: float) -> dict:
+    """One Stream solve in its own interpreter; {"error": ...} when it fails or runs out of time."""
+    path = folder / f"job_{job['label']}.json"
+    path.write_text(json.dumps(job))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    start = time.perf_counter()
+    try:
+        r = subprocess.run([python, str(DRIVER), str(path)], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result in {timeout:g} s", "seconds": time.perf_counter() - start}
+    if r.returncode != 0 or not r.stdout.strip():
+        return {"error": (r.stderr.strip().splitlines() or ["driver failed"])[-1][:300],
+                "seconds": time.perf_counter() - start}
+    out = json.loads(r.stdout)
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def stream_traffic(result: dict, tensor_bits: dict[str, int]) -> dict:
+    """Stream's off-chip bytes from ``group_memory_accesses`` (module doc): on the bus, payload, and the
+    total with every group output written at least once (``write_floor``, Stream undercount, doc item 4)."""
+    read = write = payload = floor_extra = 0
+    short: list[str] = []
+    groups = []
+    for grp in result["groups"]:
+        g_bytes = 0
+        for core in grp["offchip"]:
+            rbw, wbw = core["read_bandwidth"], core["write_bandwidth"]
+            for t in core["tensors"]:
+                bits = max(1, t["size_bits"])
+                r_b, w_b = t["read"] * rbw // 8, t["write"] * wbw // 8
+                read, write, g_bytes = read + r_b, write + w_b, g_bytes + r_b + w_b
+                for count, width in ((t["read"], rbw), (t["write"], wbw)):
+                    if count:
+                        payload += count // math.ceil(bits / width) * bits // 8
+                full = tensor_bits.get(t["tensor"])
+                if t["write"] and full and t["write"] * wbw < full:
+                    floor_extra += math.ceil(full / wbw) * wbw // 8 - w_b
+                    short.append(t["tensor"])
+        groups.append({"layers": grp["layers"], "bytes": g_bytes})
+    return {"bytes": read + write, "read_bytes": read, "write_bytes": write, "payload_bytes": payload,
+            "write_floor_bytes": read + write + floor_extra, "short_writes": short, "groups": groups,
+            "cycles": result.get("cycles"), "seconds": round(result.get("seconds", 0.0), 1)}
+
+
+# ------------------------------------------------------------------------------------------ hwnas side
+def hwnas_costs(path: Path, profile: Profile) -> dict[str, Any]:
+    """hwnas's bytes on the prepared graph under each rule (module doc, "hwnas side")."""
+    rule = {RULE_FIELD: ROUND_TRIP} if RULE_FIELD else {}
+    out: dict[str, Any] = {
+        "round_trip": onnx_cost(path, dataclasses.replace(profile, fused=False, **rule), 1),
+        "shipped": onnx_cost(path, dataclasses.replace(profile, **rule), 1),
+        "residency": (onnx_cost(path, dataclasses.replace(profile, fused=True, **{RULE_FIELD: RESIDENT}), 1)
+                      if RULE_FIELD else None),
+    }
+    return out
+
+
+# ------------------------------------------------------------------------------------------ report
+def _pct(a: float, b: float) -> float:
+    return 100.0 * (a - b) / b
+
+
+def breakdown(cost, stream: dict, model: onnx.ModelProto, top: int = 8) -> list[str]:
+    """Where hwnas round-trip and Stream per-layer differ: hwnas's kernel rows, each matched with the Stream
+    groups of the layers it covers, summed by (ops, output shape); the largest differences first."""
+    order = {n.name: j for j, n in enumerate(model.graph.node)}
+    starts = sorted((order[r["node"]], k) for k, r in enumerate(cost.rows) if r["node"] in order)
+    stream_of = collections.Counter()
+    for grp in stream["groups"]:
+        first = min((order[n] for n in grp["layers"] if n in order), default=None)
+        if first is None:
+            continue
+        k = max((k for j, k in starts if j <= first), default=starts[0][1])
+        stream_of[k] += grp["bytes"]
+    agg: dict[tuple, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    for k, r in enumerate(cost.rows):
+        key = (r["ops"], tuple(r["output"]))
+        agg[key][0] += r["dram_bytes"]
+        agg[key][1] += stream_of.get(k, 0)
+        agg[key][2] += 1
+    rows = sorted(agg.items(), key=lambda kv: -abs(kv[1][0] - kv[1][1]))[:top]
+    return [f"    {n:4d} x {ops[:40]:40s} -> {list(shape)}: hwnas {h:>11,d} B, Stream {s:>11,d} B ({h - s:+,d})"
+            for (ops, shape), (h, s, n) in rows]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stream-python", default=os.environ.get("STREAM_PYTHON", "/work/stream-venv/bin/python"),
+                        help="Python >= 3.12 with stream-dse 2.1.1 (default $STREAM_PYTHON or "
+                             "/work/stream-venv/bin/python)")
+    parser.add_argument("--json", metavar="FILE", help="write the raw numbers here")
+    parser.add_argument("--networks", default=",".join(NETWORKS), help=f"subset of {','.join(NETWORKS)}")
+    parser.add_argument("--accelerators", default=",".join(ACCELERATORS), help=f"subset of {','.join(ACCELERATORS)}")
+    parser.add_argument("--whole", action="store_true",
+                        help="also fuse the whole 20-cell exports into one Stream group (very slow: tens of minutes)")
+    parser.add_argument("--zigzag", action="store_true",
+                        help="let Stream run ZigZag's per-layer mapping search (cycles; same bytes, much slower)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per Stream solve (default 600)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="per kernel kind, where hwnas round-trip and Stream per-layer differ by more than 2 %%")
+    parser.add_argument("--keep", metavar="DIR", help="keep the ONNX, YAML and job files here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    nets = [n for n in args.networks.split(",") if n]
+    accels = [a for a in args.accelerators.split(",") if a]
+    bad = [n for n in nets if n not in NETWORKS] + [a for a in accels if a not in ACCELERATORS]
+    if bad:
+        parser.error(f"unknown network/accelerator {', '.join(bad)}")
+    why = stream_available(args.stream_python)
+    if why:
+        print(f"Stream is not available ({why}); set it up as README 'Cross-check with Stream' says "
+              f"(python3.12 -m venv /work/stream-venv && /work/stream-venv/bin/pip install stream-dse==2.1.1 six)")
+        return 2
+    if RULE_FIELD is None:
+        log.info("hwnas residency rule: Profile has no rule field yet (RULE_FIELD = None): column n/a")
+
+    tmp = tempfile.TemporaryDirectory()
+    folder = Path(args.keep) if args.keep else Path(tmp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    for name in nets:
+        raw = folder / f"{name}_export.onnx"
+        log.info("exporting %s", name)
+        export(name, raw)
+        prepared = prepare(onnx.load(str(raw)))
+        onnx.save(prepared, str(folder / f"{name}.onnx"))
+        for accel in accels:
+            profile = load_profile(accel)
+            shipped_raw = onnx_cost(raw, profile, 1).dram_bytes
+            hw = hwnas_costs(folder / f"{name}.onnx", profile)
+            if hw["shipped"].dram_bytes != shipped_raw:
+                log.warning("%s on %s: preparing the graph changed hwnas's shipped cost (%d -> %d B)", name, accel,
+                            shipped_raw, hw["shipped"].dram_bytes)
+            smodel = stream_model(prepared, profile.bytes_per_element)
+            spath = folder / f"{name}_{accel}_stream.onnx"
+            onnx.save(smodel, str(spath))
+            tensor_bits = {v.name: math.prod(d.dim_value for d in v.type.tensor_type.shape.dim)
+                           * profile.bytes_per_element * 8 for v in list(smodel.graph.value_info) +
+                           list(smodel.graph.output)}
+            system = hardware_files(profile, ACCELERATORS[accel]["array"], folder / f"hw_{accel}")
+            schedules = cut_points(smodel)
+            if name != "cnn3" and not args.whole:
+                schedules.pop("whole")
+            stream: dict[str, Any] = {}
+            for sched, cuts in schedules.items():
+                label = f"{name}_{accel}_{sched}"
+                log.info("Stream %s: %d groups ...", label, len(cuts) + 1)
+                res = run_stream(args.stream_python, {"label": label, "hardware": str(system), "onnx": str(spath),
+                                                      "cut_points": cuts, "time_limit_s": 60, "zigzag": args.zigzag},
+                                 folder, args.timeout)
+                if "error" in res:
+                    log.info("Stream %s failed after %.0f s: %s", label, res.get("seconds", 0), res["error"])
+                    stream[sched] = {"error": res["error"], "seconds": round(res.get("seconds", 0), 1)}
+                else:
+                    stream[sched] = stream_traffic(res, tensor_bits)
+                    log.info("Stream %s: %d B in %.0f s", label, stream[sched]["bytes"], res["seconds"])
+            results.setdefault(name, {})[accel] = {
+                "stream": stream,
+                "hwnas": {k: (None if v is None else {**v.to_dict(), "rows": list(v.rows) if k == "round_trip"
+                                                      else None}) for k, v in hw.items()},
+                "live_peak_bytes": live_peak(prepared, profile.bytes_per_element),
+                "buffer_bytes": profile.onchip_buffer_bytes,
+                "_cost": hw, "_model": prepared,
+            }
+    report(results, nets, accels, args.breakdown)
+    if args.json:
+        clean = {n: {a: {k: v for k, v in r.items() if not k.startswith("_")} for a, r in d.items()}
+                 for n, d in results.items()}
+        meta = {"stream_dse": "2.1.1", "rule_field": RULE_FIELD, "zigzag": args.zigzag,
+                "accelerators": {a: ACCELERATORS[a] for a in accels}}
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": clean}, indent=1, default=str))
+        log.info("wrote %s", args.json)
+    tmp.cleanup()
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:,d}" if isinstance(v, int) else str(v)
+
+
+def report(results: dict, nets: list[str], accels: list[str], show_breakdown: bool) -> None:
+    for accel in accels:
+        profile = load_profile(accel)
+        print(f"\n{accel}: Stream single core, {profile.onchip_buffer_bytes:,d} B buffer, "
+              f"int{8 * profile.bytes_per_element}, {profile.dram_burst_bytes * 8}-bit DRAM port; bytes per inference")
+        head = ("| network | Stream per-layer B | Stream fused B | Stream whole B | hwnas round-trip B | "
+                "hwnas residency B | round-trip vs per-layer | residency position | hwnas shipped B | targets |")
+        print(head)
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        notes: list[str] = []
+        for name in nets:
+            r = results[name][accel]
+            s, h = r["stream"], r["hwnas"]
+            cell = {k: (s[k]["bytes"] if k in s and "bytes" in s[k] else ("failed" if k in s else "-"))
+                    for k in ("per-layer", "fused", "whole")}
+            for k in ("per-layer", "fused", "whole"):
+                if k in s and s[k].get("short_writes"):
+                    cell[k] = f"{s[k]['bytes']:,d}*"
+                    notes.append(f"{name} {k}: Stream writes {len(s[k]['short_writes'])} group output(s) only in part "
+                                 f"(doc item 4); every output written once: {s[k]['write_floor_bytes']:,d} B")
+                if k in s and "error" in s[k]:
+                    notes.append(f"{name} {k}: Stream failed: {s[k]['error']}")
+            rt = h["round_trip"]["dram_bytes"]
+            res = h["residency"]["dram_bytes"] if h["residency"] else None
+            pl = s.get("per-layer", {}).get("bytes")
+            fused_vals = [s[k]["bytes"] for k in ("fused", "whole") if k in s and "bytes" in s[k]]
+            fused = min(fused_vals) if fused_vals else None
+            targets = []
+            rt_pct = _pct(rt, pl) if pl else None
+            if rt_pct is not None:
+                targets.append(f"rt {'met' if abs(rt_pct) <= 2 else 'NOT met'}")
+            pos = None
+            if res is not None and pl and fused is not None and pl != fused:
+                pos = (res - fused) / (pl - fused)
+                fits = r["live_peak_bytes"] <= r["buffer_bytes"]
+                between = 0 <= pos <= 1
+                near = abs(_pct(res, fused)) <= 25 if fits else None
+                ok = between and (near is not False)
+                targets.append(f"res {'met' if ok else 'NOT met'}" + ("" if fits else " (live set > buffer)"))
+            else:
+                targets.append("res n/a")
+            print(f"| {name} | {_fmt(cell['per-layer'])} | {_fmt(cell['fused'])} | {_fmt(cell['whole'])} | {rt:,d} | "
+                  f"{'n/a' if res is None else f'{res:,d}'} | "
+                  f"{'-' if rt_pct is None else f'{rt_pct:+.2f} %'} | {'n/a' if pos is None else f'{pos:.2f}'} | "
+                  f"{h['shipped']['dram_bytes']:,d} | {', '.join(targets)} |")
+            floor = s.get("per-layer", {}).get("write_floor_bytes")
+            if floor and floor != pl:
+                notes.append(f"{name}: round-trip vs per-layer with every output written once: {_pct(rt, floor):+.2f} %")
+            if show_breakdown and rt_pct is not None and abs(rt_pct) > 2:
+                notes.append(f"{name} breakdown (hwnas round-trip kernels vs Stream per-layer groups):")
+                notes.extend(breakdown(r["_cost"]["round_trip"], s["per-layer"], r["_model"]))
+        for n in notes:
+            print(f"  {n}")
+    print("\nround-trip = hwnas onnx_cost, every layer a kernel (fused=false); shipped = the profile's own kernels "
+          "(fused operators), round trip between them; residency position = (residency - Stream fused) / "
+          "(per-layer - fused): 0 at Stream's best fused schedule, 1 at per-layer. Live set: "
+          + ", ".join(f"{n} {results[n][a]['live_peak_bytes']:,d} B on {a}" for n in nets for a in accels))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
