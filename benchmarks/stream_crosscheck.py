@@ -305,11 +305,72 @@ def _unit(name: str) -> str:
     return parts[1] if len(parts) > 2 else name
 
 
-def cut_points(model: onnx.ModelProto) -> dict[str, list[str]]:
-    """Stream fusion cut points (a group ends after each named layer) per schedule."""
-    layers = [n.name for n in model.graph.node if n.op_type not in LAYOUT_OPS]
-    fused = [a for a, b in zip(layers, layers[1:]) if _unit(a) != _unit(b)]
-    return {"per-layer": layers[:-1], "fused": fused, "whole": []}
+def schedules(model: onnx.ModelProto) -> dict[str, list[list[int]]]:
+    """Fusion groups per schedule, as lists of node indices, contiguous in graph order as Stream's
+    ``split_fusion_groups`` cuts them (its topological order is the graph's). A layout op (Flatten) goes with
+    the layer after it, whose access map Stream folds it into."""
+    nodes = model.graph.node
+
+    def cut(ends: set[int]) -> list[list[int]]:
+        groups, cur = [], []
+        for j in range(len(nodes)):
+            cur.append(j)
+            if j in ends:
+                groups.append(cur)
+                cur = []
+        return groups + ([cur] if cur else [])
+
+    layers = [j for j, n in enumerate(nodes) if n.op_type not in LAYOUT_OPS]
+    per_block = {a for a, b in zip(layers, layers[1:]) if _unit(nodes[a].name) != _unit(nodes[b].name)}
+    return {"per-layer": cut(set(layers)), "fused": cut(per_block), "whole": cut(set())}
+
+
+def group_model(model: onnx.ModelProto, members: list[int]) -> onnx.ModelProto:
+    """The layers ``members`` as a model of their own: its inputs the tensors it reads from outside (DRAM), its
+    weights, its one output (what later layers or the network output read), the layers' names and tensor names
+    canonical (n0, t0, ...) so that equal groups serialize equal."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    info = {v.name: v for v in list(g.input) + list(g.output) + list(g.value_info)}
+    chosen = [g.node[j] for j in members]
+    inside = {t for n in chosen for t in n.output}
+    outside_reads = {t for j, n in enumerate(g.node) if j not in set(members) for t in n.input}
+    outputs = [t for n in chosen for t in n.output if t in outside_reads or t in {o.name for o in g.output}]
+    if len(outputs) != 1:
+        raise ValueError(f"group at {chosen[0].name!r} has {len(outputs)} outputs; Stream's ONNX parser takes one")
+    inputs = list(dict.fromkeys(t for n in chosen for t in n.input if t and t not in inside and t not in inits))
+    names: dict[str, str] = {}
+
+    def rename(t: str) -> str:
+        return names.setdefault(t, f"t{len(names)}") if t else t
+
+    for t in inputs:
+        rename(t)
+    nodes = []
+    for k, n in enumerate(chosen):
+        c = onnx.NodeProto()
+        c.CopyFrom(n)
+        c.name = f"n{k}"
+        c.input[:] = [rename(t) for t in n.input]
+        c.output[:] = [rename(t) for t in n.output]
+        nodes.append(c)
+
+    def renamed_info(t: str) -> onnx.ValueInfoProto:
+        v = onnx.ValueInfoProto()
+        v.CopyFrom(info[t])
+        v.name = names[t]
+        return v
+
+    weights = []
+    for t in dict.fromkeys(t for n in chosen for t in n.input if t in inits):
+        w = TP()
+        w.CopyFrom(inits[t])
+        w.name = rename(t)
+        weights.append(w)
+    graph = helper.make_graph(nodes, "group", [renamed_info(t) for t in inputs], [renamed_info(outputs[0])], weights,
+                              value_info=[renamed_info(t) for n in chosen for t in n.output
+                                          if t != outputs[0] and t in info])
+    return helper.make_model(graph, opset_imports=model.opset_import, producer_name="stream_crosscheck")
 
 
 def live_peak(model: onnx.ModelProto, bytes_per_element: int) -> int:
@@ -400,49 +461,76 @@ def stream_available(python: str) -> str | None:
     return None
 
 
-def run_stream(python: str, job: dict, folder: Path, timeout: float) -> dict:
-    """One Stream solve in its own interpreter; {"error": ...} when it fails or runs out of time."""
-    path = folder / f"job_{job['label']}.json"
-    path.write_text(json.dumps(job))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def run_stream(python: str, system: Path, smodel: onnx.ModelProto, groups: list[list[int]], folder: Path,
+               label: str, timeout: float, zigzag: bool) -> dict:
+    """Stream's DRAM traffic of ``smodel`` cut into ``groups``: every distinct group solved once (in one
+    subprocess), its bytes counted for each of its instances. {"error": ...} when a group fails or time runs out."""
     start = time.perf_counter()
+    paths: dict[bytes, Path] = {}
+    instance: list[bytes] = []
+    out_bits: dict[bytes, dict[str, int]] = {}
+    for k, members in enumerate(groups):
+        sub = group_model(smodel, members)
+        blob = sub.SerializeToString()
+        if blob not in paths:
+            paths[blob] = folder / f"{label}_g{len(paths)}.onnx"
+            paths[blob].write_bytes(blob)
+            g = sub.graph
+            out_bits[blob] = {v.name: math.prod(d.dim_value for d in v.type.tensor_type.shape.dim)
+                              * _BITS[v.type.tensor_type.elem_type] for v in list(g.output) + list(g.value_info)}
+        instance.append(blob)
+    unique = list(paths)
+    job = {"hardware": str(system), "models": [str(paths[b]) for b in unique], "time_limit_s": 60, "zigzag": zigzag}
+    jpath = folder / f"job_{label}.json"
+    jpath.write_text(json.dumps(job))
+    log.info("Stream %s: %d groups, %d distinct ...", label, len(groups), len(unique))
     try:
-        r = subprocess.run([python, str(DRIVER), str(path)], capture_output=True, text=True, timeout=timeout, env=env)
+        r = subprocess.run([python, str(DRIVER), str(jpath)], capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     except subprocess.TimeoutExpired:
-        return {"error": f"no result in {timeout:g} s", "seconds": time.perf_counter() - start}
+        return {"error": f"no result in {timeout:g} s", "seconds": round(time.perf_counter() - start, 1)}
+    seconds = round(time.perf_counter() - start, 1)
     if r.returncode != 0 or not r.stdout.strip():
-        return {"error": (r.stderr.strip().splitlines() or ["driver failed"])[-1][:300],
-                "seconds": time.perf_counter() - start}
-    out = json.loads(r.stdout)
-    out["seconds"] = time.perf_counter() - start
-    return out
+        return {"error": (r.stderr.strip().splitlines() or ["driver failed"])[-1][:300], "seconds": seconds}
+    results = json.loads(r.stdout)["results"]
+    if len(results) < len(unique) or "error" in results[-1]:
+        return {"error": results[-1].get("error", "?") if results else "no result", "seconds": seconds,
+                "groups_solved": sum("error" not in x for x in results), "distinct_groups": len(unique)}
+    per = {b: stream_traffic(res, out_bits[b]) for b, res in zip(unique, results)}
+    total = collections.Counter()
+    short = 0
+    rows = []
+    for members, blob in zip(groups, instance):
+        t = per[blob]
+        total.update({k: t[k] for k in ("bytes", "read_bytes", "write_bytes", "payload_bytes", "write_floor_bytes")})
+        short += t["short_writes"]
+        rows.append({"layers": [smodel.graph.node[j].name for j in members], "bytes": t["bytes"]})
+    return {**dict(total), "short_writes": short, "groups": len(groups), "distinct_groups": len(unique),
+            "group_bytes": rows, "seconds": seconds}
+
+
+_BITS = {TP.INT8: 8, TP.INT16: 16, TP.FLOAT: 32, TP.INT64: 64}
 
 
 def stream_traffic(result: dict, tensor_bits: dict[str, int]) -> dict:
-    """Stream's off-chip bytes from ``group_memory_accesses`` (module doc): on the bus, payload, and the
-    total with every group output written at least once (``write_floor``, Stream undercount, doc item 4)."""
-    read = write = payload = floor_extra = 0
-    short: list[str] = []
-    groups = []
+    """One solved group's off-chip bytes from ``group_memory_accesses`` (module doc): on the bus, payload, and
+    with every output written at least once (``write_floor_bytes``; Stream's undercount, doc item 4)."""
+    read = write = payload = floor_extra = short = 0
     for grp in result["groups"]:
-        g_bytes = 0
         for core in grp["offchip"]:
             rbw, wbw = core["read_bandwidth"], core["write_bandwidth"]
             for t in core["tensors"]:
                 bits = max(1, t["size_bits"])
-                r_b, w_b = t["read"] * rbw // 8, t["write"] * wbw // 8
-                read, write, g_bytes = read + r_b, write + w_b, g_bytes + r_b + w_b
+                read += t["read"] * rbw // 8
+                write += t["write"] * wbw // 8
                 for count, width in ((t["read"], rbw), (t["write"], wbw)):
-                    if count:
-                        payload += count // math.ceil(bits / width) * bits // 8
+                    payload += count // math.ceil(bits / width) * bits // 8 if count else 0
                 full = tensor_bits.get(t["tensor"])
                 if t["write"] and full and t["write"] * wbw < full:
-                    floor_extra += math.ceil(full / wbw) * wbw // 8 - w_b
-                    short.append(t["tensor"])
-        groups.append({"layers": grp["layers"], "bytes": g_bytes})
+                    floor_extra += math.ceil(full / wbw) * wbw // 8 - t["write"] * wbw // 8
+                    short += 1
     return {"bytes": read + write, "read_bytes": read, "write_bytes": write, "payload_bytes": payload,
-            "write_floor_bytes": read + write + floor_extra, "short_writes": short, "groups": groups,
-            "cycles": result.get("cycles"), "seconds": round(result.get("seconds", 0.0), 1)}
+            "write_floor_bytes": read + write + floor_extra, "short_writes": short}
 
 
 # ------------------------------------------------------------------------------------------ hwnas side
@@ -469,7 +557,7 @@ def breakdown(cost, stream: dict, model: onnx.ModelProto, top: int = 8) -> list[
     order = {n.name: j for j, n in enumerate(model.graph.node)}
     starts = sorted((order[r["node"]], k) for k, r in enumerate(cost.rows) if r["node"] in order)
     stream_of = collections.Counter()
-    for grp in stream["groups"]:
+    for grp in stream["group_bytes"]:
         first = min((order[n] for n in grp["layers"] if n in order), default=None)
         if first is None:
             continue
@@ -535,28 +623,19 @@ def main() -> int:
                 log.warning("%s on %s: preparing the graph changed hwnas's shipped cost (%d -> %d B)", name, accel,
                             shipped_raw, hw["shipped"].dram_bytes)
             smodel = stream_model(prepared, profile.bytes_per_element)
-            spath = folder / f"{name}_{accel}_stream.onnx"
-            onnx.save(smodel, str(spath))
-            tensor_bits = {v.name: math.prod(d.dim_value for d in v.type.tensor_type.shape.dim)
-                           * profile.bytes_per_element * 8 for v in list(smodel.graph.value_info) +
-                           list(smodel.graph.output)}
+            onnx.save(smodel, str(folder / f"{name}_{accel}_stream.onnx"))
             system = hardware_files(profile, ACCELERATORS[accel]["array"], folder / f"hw_{accel}")
-            schedules = cut_points(smodel)
-            if name != "cnn3" and not args.whole:
-                schedules.pop("whole")
             stream: dict[str, Any] = {}
-            for sched, cuts in schedules.items():
-                label = f"{name}_{accel}_{sched}"
-                log.info("Stream %s: %d groups ...", label, len(cuts) + 1)
-                res = run_stream(args.stream_python, {"label": label, "hardware": str(system), "onnx": str(spath),
-                                                      "cut_points": cuts, "time_limit_s": 60, "zigzag": args.zigzag},
-                                 folder, args.timeout)
+            for sched, groups in schedules(smodel).items():
+                if sched == "whole" and name != "cnn3" and not args.whole:
+                    continue
+                res = run_stream(args.stream_python, system, smodel, groups, folder, f"{name}_{accel}_{sched}",
+                                 args.timeout, args.zigzag)
+                stream[sched] = res
                 if "error" in res:
-                    log.info("Stream %s failed after %.0f s: %s", label, res.get("seconds", 0), res["error"])
-                    stream[sched] = {"error": res["error"], "seconds": round(res.get("seconds", 0), 1)}
+                    log.info("Stream %s %s %s failed after %.0f s: %s", name, accel, sched, res["seconds"], res["error"])
                 else:
-                    stream[sched] = stream_traffic(res, tensor_bits)
-                    log.info("Stream %s: %d B in %.0f s", label, stream[sched]["bytes"], res["seconds"])
+                    log.info("Stream %s %s %s: %d B in %.0f s", name, accel, sched, res["bytes"], res["seconds"])
             results.setdefault(name, {})[accel] = {
                 "stream": stream,
                 "hwnas": {k: (None if v is None else {**v.to_dict(), "rows": list(v.rows) if k == "round_trip"
@@ -599,7 +678,7 @@ def report(results: dict, nets: list[str], accels: list[str], show_breakdown: bo
             for k in ("per-layer", "fused", "whole"):
                 if k in s and s[k].get("short_writes"):
                     cell[k] = f"{s[k]['bytes']:,d}*"
-                    notes.append(f"{name} {k}: Stream writes {len(s[k]['short_writes'])} group output(s) only in part "
+                    notes.append(f"{name} {k}: Stream writes {s[k]['short_writes']} group output(s) only in part "
                                  f"(doc item 4); every output written once: {s[k]['write_floor_bytes']:,d} B")
                 if k in s and "error" in s[k]:
                     notes.append(f"{name} {k}: Stream failed: {s[k]['error']}")

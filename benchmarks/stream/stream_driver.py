@@ -1,4 +1,4 @@
-"""Stream side of benchmarks/stream_crosscheck.py: one Stream (stream-dse 2.1.1) solve, its DRAM traffic as JSON.
+"""Stream side of benchmarks/stream_crosscheck.py: Stream (stream-dse 2.1.1) solves, their DRAM traffic as JSON.
 
 Runs under a Python >= 3.12 interpreter that has ``stream-dse==2.1.1`` and ``six`` installed (not hwnas's
 venv; stream_crosscheck.py starts it as a subprocess):
@@ -6,9 +6,11 @@ venv; stream_crosscheck.py starts it as a subprocess):
   /work/stream-venv/bin/python benchmarks/stream/stream_driver.py JOB.json      # result JSON on stdout
   /work/stream-venv/bin/python benchmarks/stream/stream_driver.py --check       # exit 0 if Stream imports
 
-JOB.json: {"hardware": system YAML, "onnx": model, "cut_points": [node names] (a group ends after each),
-"time_limit_s": seconds per allocation solve, "zigzag": false}. ``cut_points = []`` is one group (the
-whole network).
+JOB.json: {"hardware": system YAML, "models": [ONNX files], "time_limit_s": seconds per allocation solve,
+"zigzag": false}. Each model is solved as one fusion group (``fusion_cut_points = []``): the caller cuts the
+network into its groups (each group's layers as a model of their own, its inputs from DRAM, its one output to
+DRAM, as Stream's ``Workload.split_fusion_groups`` makes them) and sends every distinct group once. The
+models are solved in order; the first failure ends the job (its error is the last result).
 
 What this file adds to Stream (through Stream's public extension points, no Stream code copied):
 
@@ -22,7 +24,7 @@ What this file adds to Stream (through Stream's public extension points, no Stre
   steady-state iteration spaces, which do not depend on it (same bytes with and without it on the 3-block
   CNN, all three schedules; ``stream_crosscheck.py --zigzag`` reruns with it). It takes most of the time.
 
-Output, per fusion group: its layers and the off-chip core's rows of ``group_memory_accesses`` (Stream's
+Output {"results": [...]}, per model: the off-chip core's rows of ``group_memory_accesses`` (Stream's
 ``CoreMemoryAccesses.to_ir``): per tensor, ``read`` / ``write`` counts in port-width words of the off-chip
 core (``read_bandwidth`` / ``write_bandwidth`` bits) and ``size_bits`` of the tile moved per firing.
 Stream computes a count as ceil(size_bits / width) x fires, so ``stream_crosscheck.py`` takes bytes on the
@@ -79,30 +81,20 @@ def _skip_zigzag() -> None:
     logging.getLogger(zigzag_cost_estimator.__name__).setLevel(logging.ERROR)  # one fallback warning per layer
 
 
-def solve(job: dict) -> dict:
+def solve(hardware: str, model: str, time_limit_s: float) -> dict:
+    """One model as one fusion group: its off-chip rows of ``group_memory_accesses``."""
     from stream.api import SolveOptions, evaluate_mapping
 
-    _register_concat()
-    if not job.get("zigzag", False):
-        _skip_zigzag()
-    options = SolveOptions(artifacts=False, time_limit_s=float(job.get("time_limit_s", 60)),
-                           stage_options={"fusion_cut_points": list(job["cut_points"])})
+    options = SolveOptions(artifacts=False, time_limit_s=time_limit_s, stage_options={"fusion_cut_points": []})
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        estimate = evaluate_mapping(job["hardware"], job["onnx"], tmp, options=options)
-    ctx = estimate.context
-    accesses = ctx.get("group_memory_accesses")
-    try:
-        layers = [[n.name for n in sub.get_computation_nodes()] for sub in ctx.get("sub_workloads")]
-    except Exception:  # noqa: BLE001 -- names are for the report only
-        layers = [[] for _ in accesses]
+        estimate = evaluate_mapping(hardware, model, tmp, options=options)
+    accesses = estimate.context.get("group_memory_accesses")
     groups = []
     for i in sorted(accesses):
-        mem = accesses[i]
-        if mem is None:
+        if accesses[i] is None:
             raise RuntimeError(f"group {i}: Stream could not estimate its memory accesses")
-        offchip = [c for c in mem["cores"] if c["is_offchip"]]
-        groups.append({"index": i, "layers": layers[i] if i < len(layers) else [], "offchip": offchip})
+        groups.append({"index": i, "offchip": [c for c in accesses[i]["cores"] if c["is_offchip"]]})
     return {"groups": groups, "cycles": estimate.cycles, "seconds": time.perf_counter() - start}
 
 
@@ -118,12 +110,20 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     with open(argv[1]) as fh:
         job = json.load(fh)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result
-            out = solve(job)
-    except Exception as exc:  # noqa: BLE001 -- reported to the caller as this schedule's result
-        out = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300], "traceback": traceback.format_exc()}
-    json.dump(out, sys.stdout)
+    _register_concat()
+    if not job.get("zigzag", False):
+        _skip_zigzag()
+    results = []
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result
+        for k, model in enumerate(job["models"]):
+            try:
+                results.append(solve(job["hardware"], model, float(job.get("time_limit_s", 60))))
+            except Exception as exc:  # noqa: BLE001 -- reported to the caller as this group's result
+                results.append({"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                                "traceback": traceback.format_exc()})
+                break
+            print(f"stream_driver: {k + 1}/{len(job['models'])} groups", file=sys.stderr, flush=True)
+    json.dump({"results": results}, sys.stdout)
     return 0
 
 
