@@ -682,6 +682,9 @@ def main() -> int:
             profile = load_profile(accel)
             shipped_raw = onnx_cost(raw, profile, 1).dram_bytes
             hw = hwnas_costs(folder / f"{name}.onnx", profile)
+            if hw["residency"] is not None and hw["residency"].dram_bytes == hw["shipped"].dram_bytes:
+                log.warning("%s on %s: residency = shipped round trip to the byte; does onnx_cost read Profile.%s?",
+                            name, accel, RULE_FIELD)
             if hw["shipped"].dram_bytes != shipped_raw:
                 log.warning("%s on %s: preparing the graph changed hwnas's shipped cost (%d -> %d B)", name, accel,
                             shipped_raw, hw["shipped"].dram_bytes)
