@@ -19,10 +19,12 @@ What this file adds to Stream (through Stream's public extension points, no Stre
   j < n: every input is read at (b, c, y, x), the output written at (b, j*C + c, y, x). It reads each input
   once and writes the output once: a copy kernel when it is a group of its own, on chip inside a group.
 * ``zigzag = false`` (the default) skips ZigZag's per-layer temporal-mapping search (``ZigZagCostEstimator.
-  run_zigzag`` raises, so Stream takes its own ideal-cycle fallback). That search only prices compute
-  cycles and on-core energy; the DRAM traffic read here comes from the fusion groups, their tiling and the
-  steady-state iteration spaces, which do not depend on it (same bytes with and without it on the 3-block
-  CNN, all three schedules; ``stream_crosscheck.py --zigzag`` reruns with it). It takes most of the time.
+  run_zigzag`` raises, so Stream takes its own ideal-cycle fallback, as it does for any layer ZigZag cannot
+  map). The search prices cycles and on-core energy and takes most of the time. The DRAM bytes follow the
+  fusion groups, the tiling and the allocation's reuse choices; the last are made for latency, so they can
+  follow the cycle costs: identical bytes on the 1 MiB mobile-npu core (all four networks, every schedule),
+  2-51 % more with ZigZag on the 108 KB eyeriss core, where layers must be tiled (stream_crosscheck.py
+  ``--zigzag``; README "Cross-check with Stream").
 
 Output {"results": [...]}, per model: the off-chip core's rows of ``group_memory_accesses`` (Stream's
 ``CoreMemoryAccesses.to_ir``): per tensor, ``read`` / ``write`` counts in port-width words of the off-chip
