@@ -89,6 +89,15 @@ a Slice as its Conv's offset; tensors are retyped int8/int16 (Stream sizes a ten
    (b) the classifier Gemm's weights (576 x 10): one 10 x 10 tile. ``*`` in the table marks such totals;
    ``floor_bytes`` (JSON, notes) completes them: every group output written, every weight read once in full.
 5. Burst rounding: both round a stream to whole bursts/words; Stream per tile per firing, hwnas per stream.
+6. A node sum whose skip input is also its operator's input (cnn3's residual): hwnas's fused node kernel
+   reads that tensor twice (``onnx_graph.onnx_cost``: an Add region reads every leaf not summed on chip),
+   Stream's group once: cnn3 shipped vs kernel on mobile-npu, +110,592 B = 3 x 36,864.
+7. Fusion depth: hwnas's fused operator keeps an intermediate on chip only if the whole tensor fits (its
+   keep/spill plan); Stream fuses a chain depth-first in row tiles, so only tiles must fit: a cnn3 block on
+   eyeriss, hwnas 374,472 B (intermediates spilled) vs Stream 153,288 B.
+8. Stream's allocation chooses tile reuse for latency, so where layers must be tiled (eyeriss) its bytes follow
+   the core cycle costs: ``--zigzag`` (ZigZag-costed layers) moves 2-51 % more than the default ideal-cycle
+   costs on eyeriss, the same on mobile-npu (README "Cross-check with Stream").
 
 Targets: the round-trip rule within 2 % of Stream per-layer; the residency rule between Stream fused and
 Stream per-layer, and within 25 % of Stream fused where the whole live set fits the buffer (peak live set:
