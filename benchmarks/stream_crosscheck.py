@@ -99,9 +99,12 @@ a Slice as its Conv's offset; tensors are retyped int8/int16 (Stream sizes a ten
    the core cycle costs: ``--zigzag`` (ZigZag-costed layers) moves 2-51 % more than the default ideal-cycle
    costs on eyeriss, the same on mobile-npu (README "Cross-check with Stream").
 
-Targets: the round-trip rule within 2 % of Stream per-layer; the residency rule between Stream fused and
-Stream per-layer, and within 25 % of Stream fused where the whole live set fits the buffer (peak live set:
-``live_peak``). Each is printed met / not met (n/a before the residency rule lands).
+Targets: the round-trip rule within 2 % of Stream per-layer (also shown against the completed per-layer
+figure); the residency rule between Stream fused and Stream per-layer, and within 25 % of Stream fused where
+the whole live set fits the buffer (peak live set: ``live_peak``). Stream fused is its best fused schedule
+run; where the live set fits and Stream's whole-network fusion was not run, the network input + weights +
+output as Stream moves them (what its whole-network cnn3 paid, to the byte). Each target is printed met /
+not met (residency n/a until ``RULE_FIELD`` is set).
 """
 from __future__ import annotations
 
