@@ -13,7 +13,7 @@ exchanging ONNX files and JSON. Without it the script says so in one line and ex
 ``cnn3``: the issue's 3-block CNN, 1x36x32x32, each block 1x1 conv, depthwise 3x3, 1x1 conv, 3x3 max pool
 (stride 1), add of the block input (built in torch here, no bias, no BN, no ReLU); and three genotypes at
 DARTS's evaluation geometry, 20 cells x 36 channels, 32x32x1 (Fashion-MNIST), built and exported by hwnas's
-own code path (``trainables.full_train.build_network`` + ``orchestrator.export_cmd.export_onnx``, as
+own code path (``trainables.full_train.build_network`` + ``hwnas.cli.export.export_onnx``, as
 ``hwnas train`` / ``hwnas export`` do): ``pool`` (every node two 3x3 max pools: n2 = mp(0) + mp(1), n3 =
 mp(1) + mp(2), ...; a reduction cell's pools from its inputs have stride 2), ``sep`` (every edge of every
 cell sep_conv_3x3 from inputs 0 and 1) and ``darts`` (DARTS-V2's cells: sep_conv_3x3, skip, dil_conv_3x3;
@@ -137,11 +137,8 @@ log = logging.getLogger("stream_crosscheck")
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "stream" / "stream_driver.py"
 
-# TODO(issue 22 residency): when cost_models.profile.Profile gains the field that selects the rule between
-# kernels (the lead's work in progress names it ``between_kernels``, values "round-trip" / "resident"), set
-#     RULE_FIELD = "between_kernels"
-# and the residency column fills in; nothing else changes (``hwnas_costs``).
-RULE_FIELD: str | None = None
+# the profile field that selects the rule between kernels (cost_models.residency): the hwnas columns force it
+RULE_FIELD: str | None = "between_kernels"
 ROUND_TRIP, RESIDENT = "round-trip", "resident"
 
 ACCELERATORS = {  # hwnas profile -> the Stream core (bundled in stream/inputs/examples/hardware/cores) it resizes
@@ -194,7 +191,7 @@ def export(name: str, path: Path) -> None:
     """The raw ONNX export of network ``name`` (hwnas's exporter, BN kept, dynamic batch)."""
     import torch
 
-    from orchestrator.export_cmd import export_onnx
+    from hwnas.cli.export import export_onnx
 
     torch.manual_seed(0)
     if name == "cnn3":
