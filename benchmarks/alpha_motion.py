@@ -88,9 +88,9 @@ def _differ(a: list[list[str]], b: list[list[str]]) -> float:
 
 def summarise(runs: dict[str, list[dict]], lambdas: list[float]) -> str:
     lo, hi = min(lambdas), max(lambdas)
-    lines = ["| variant | stage-1 entropy | stage-2 entropy | epochs s1 / s2 | edges changed, lambda "
-             f"{lo:g} -> {hi:g} (per seed) | lambda-{lo:g} agreement across seeds | energy uJ at lambda "
-             f"{lo:g} / {hi:g} |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| variant | stage-1 entropy at lambda {lo:g} / {hi:g} | stage-2 entropy at lambda {lo:g} / {hi:g} "
+             f"| epochs s1 / s2 | edges changed, lambda {lo:g} -> {hi:g} (per seed) | lambda-{lo:g} agreement "
+             f"across seeds | energy uJ at lambda {lo:g} / {hi:g} |", "|---|---|---|---|---|---|---|"]
     for name, rs in runs.items():
         by = {(r["seed"], r["lambda_time"]): r for r in rs}
         seeds = sorted({r["seed"] for r in rs})
@@ -100,9 +100,12 @@ def summarise(runs: dict[str, list[dict]], lambdas: list[float]) -> str:
         agree = [1 - _differ(a, b) for a, b in itertools.combinations(zero, 2)]
         e_lo = [by[(s, lo)]["energy_uj"] for s in seeds if (s, lo) in by]
         e_hi = [by[(s, hi)]["energy_uj"] for s in seeds if (s, hi) in by]
+        def entropy(stage: str, lam: float) -> str:
+            return _mean_sd([r["entropy"].get(stage, math.nan) for r in rs if r["lambda_time"] == lam])
+
         lines.append(
-            f"| {name} | {_mean_sd([r['entropy'].get('stage1', math.nan) for r in rs])} "
-            f"| {_mean_sd([r['entropy'].get('stage2', math.nan) for r in rs])} "
+            f"| {name} | {entropy('stage1', lo)} / {entropy('stage1', hi)} "
+            f"| {entropy('stage2', lo)} / {entropy('stage2', hi)} "
             f"| {statistics.mean(r['stage1_epochs'] for r in rs):.1f} / {statistics.mean(r['stage2_epochs'] for r in rs):.1f} "
             f"| {' / '.join(f'{100 * c:.0f} %' for c in changed) or '-'} "
             f"| {(100 * statistics.mean(agree)) if agree else float('nan'):.0f} % "
