@@ -94,6 +94,7 @@ def in_background(fn) -> threading.Thread:
 def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys):
     c, _ = cluster
     killed: dict = {}
+    seen: list[str] = []  # why a round ended without a kill (the failure message)
     # a trial of 12 epochs (patience = max_epochs: no stage ends early); if it still ends before the killer
     # finds its actor (a loaded machine), the same scenario runs again with 4x the steps per epoch
     for train_size in (512, 2048):
@@ -104,10 +105,13 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
         def kill_after_second_checkpoint():
             wait_until(lambda: done.is_set() or second_checkpoint(tmp_path / "a"), 300, "the trial's second checkpoint")
             if done.is_set():
+                seen.append(f"train_size={train_size}: search returned before a second checkpoint")
                 return
             actors = wait_until(lambda: done.is_set() or [a for k, a in trial_actors().items() if k not in before],
                                 60, "the trial actor")
             if done.is_set():
+                seen.append(f"train_size={train_size}: search returned before its actor was found; alive: "
+                            f"{[(a['ActorClassName'], a['State']) for a in ray._private.state.actors().values()]}")
                 return
             killed["pid"] = actors[0]["Pid"]
             os.kill(actors[0]["Pid"], signal.SIGKILL)
@@ -120,7 +124,7 @@ def test_a_killed_trial_resumes_with_identical_record(cluster, tmp_path, capsys)
         assert rc == 0 and killer.error is None
         if killed:
             break
-    assert killed, "the trial ended before it could be killed, twice"
+    assert killed, f"the trial ended before it could be killed, twice: {seen}"
     capsys.readouterr()
     (row,) = trial_rows(tmp_path, "a")
     assert row["status"] == "completed"
