@@ -241,15 +241,21 @@ def onnx_cost(model: str | Path | onnx.ModelProto, profile: Profile | str, batch
         leaves = [(j, t) for j in reg.recs for t in recs[j].inputs if t not in inside]
         term = Term()
         if reg.kind == "add" and profile.fused:
+            summed_reads = set()  # what the operators summed into this kernel already read
             for j, t in leaves:
                 p = b.producer.get(t)
                 if p is not None and cons.get(t) == [j] and regions[region_of[p]].kind == "op":
                     src = regions[region_of[p]]
                     src.term = src.term - _write(_bytes(profile, g.shapes[t])) - KERNEL  # summed on chip
                     src.into = reg.out
-                else:
+                    summed_reads.add(src.ext)
+            for j, t in leaves:
+                p = b.producer.get(t)
+                if p is not None and regions[region_of[p]].into == reg.out:
+                    continue
+                reg.leaves.append(t)
+                if t not in summed_reads:  # a residual input its branch reads too: one stream in one kernel
                     term = term + _read(_bytes(profile, g.shapes[t]))
-                    reg.leaves.append(t)
             term = term + _write(out_bytes) + KERNEL
         elif reg.kind == "join" and profile.fused:
             for _j, t in leaves:

@@ -93,7 +93,8 @@ def resident_terms(profile: Profile, order: list[Region], size_of: Callable[[str
             op_reads = expand((op.ext,))
             reads += op_reads
             internal += op.term - reads_term(op_reads)
-        internal += reg.term - reads_term(expand(reg.leaves)) - write_term(reg.out) - KERNEL
+        charged = [t for t in reg.leaves if t not in {op.ext for op in inner}]  # as the round trip read them
+        internal += reg.term - reads_term(expand(charged)) - write_term(reg.out) - KERNEL
         kernels.append(Kernel(reads, reg.out, internal, max((op.scratch for op in inner), default=0)))
         owners.append([*inner, reg])
     traffic = schedule(kernels, sizes, profile.onchip_buffer_bytes, resident=True, inputs=expand(inputs),

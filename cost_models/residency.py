@@ -6,7 +6,9 @@ This module decides what happens to the tensors *between* kernels, under one of 
 
 * **round-trip** (an eager framework, or an accelerator that runs layer by layer): every kernel reads
   each of its inputs from DRAM and writes its output to DRAM. This is the rule every figure of hwnas
-  followed before issue 22, and what Stream's per-layer schedule pays.
+  followed before issue 22. With one kernel per layer (``fused = false``) it is what Stream's per-layer
+  schedule pays; with a fused profile's kernels, what Stream pays fusing those kernels' layers
+  (``benchmarks/stream_crosscheck.py``).
 * **resident** (an NPU compiler allocating activations in its scratchpad): a kernel's output stays on
   chip for the kernels that read it while the live set fits the buffer. At each kernel the live set is
   the tensors still to be read (those on chip) plus what the running kernel needs: its output and its
