@@ -26,9 +26,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .errors import InputError
 
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used; the message names both."""
+
+class ConfigError(InputError):
+    """A configuration key or value that cannot be used; the message names both (a ``ValueError``; exit
+    code 2)."""
 
 
 @dataclass(frozen=True)
