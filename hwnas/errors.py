@@ -94,10 +94,10 @@ def typed(exc: BaseException) -> HwnasError | None:
     state = sys.modules.get("trainables.state")  # only loaded where a checkpoint could have been read
     if state is not None and isinstance(exc, state.CheckpointError):
         return CheckpointError(text)
-    if type(exc) is FileNotFoundError:
-        new = NotFoundError(*exc.args)
-        new.filename = exc.filename
-        return new
+    if type(exc) is FileNotFoundError:  # the same message: errno, strerror and filename where it had them
+        if exc.errno is not None and exc.filename is not None:
+            return NotFoundError(exc.errno, exc.strerror, exc.filename)
+        return NotFoundError(*exc.args)
     if type(exc) is ValueError:
         return InputError(text)
     return None

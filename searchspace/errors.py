@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-#: the ``hwnas`` command's exit codes (README "When things fail")
+#: the ``hwnas`` command's exit codes (docs: Reference, "Errors and exit codes")
 EXIT_OK = 0
 EXIT_NOT_COMPLETED = 1  # hwnas search: the tables are written, some trial failed, is incomplete or was interrupted
 EXIT_BAD_INPUT = 2  # InputError: bad input found before anything ran

@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--scan", choices=["grid", "adaptive"],
                    help="grid: every point of the lambda lists (default); adaptive: a coarse grid, then new lambda "
                         "points where the front has its largest gaps until scan_budget trials or scan_min_gain "
-                        "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; see README)")
+                        "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; docs: The scan)")
     p.add_argument("--resume", metavar="NAME",
                    help="continue the interrupted experiment NAME under --storage (tune.Tuner.restore): finished "
                         "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun, an "
