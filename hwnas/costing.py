@@ -25,11 +25,6 @@ if TYPE_CHECKING:
 
     from .experiment import Experiment
 
-#: what names a searched network: a Genotype, a genotype mapping ``{"cells": [...]}``, a trial row or record
-#: (``genotype`` and ``config``, as ``trials.parquet`` / ``hwnas trial`` hold them), or a JSON file of either
-GenotypeSource = "Genotype | Mapping[str, Any] | str | os.PathLike[str]"
-
-
 @dataclass(frozen=True)
 class DeployedCost:
     """The DRAM cost of a searched network at its deployed geometry on one processor profile.
@@ -45,7 +40,7 @@ class DeployedCost:
         profile_source: The profile file the numbers came from.
     """
 
-    network: "NetworkCost"
+    network: NetworkCost
     layers: int
     channels: int
     image_size: int
@@ -85,7 +80,7 @@ class DeployedCost:
         return d
 
 
-def load_genotype_file(path: str | os.PathLike[str], flag: str = "--genotype") -> "tuple[Genotype, dict[str, Any] | None]":
+def load_genotype_file(path: str | os.PathLike[str], flag: str = "--genotype") -> tuple[Genotype, dict[str, Any] | None]:
     """A genotype JSON file (``{"cells": ...}``) or a trial result JSON (``genotype``, optional ``config``;
     either may be a JSON string, as in ``trials.parquet`` rows). ``InputError`` naming the file (as
     ``flag`` names it) for anything else."""
@@ -99,7 +94,7 @@ def load_genotype_file(path: str | os.PathLike[str], flag: str = "--genotype") -
     return genotype_of(data, f"{flag} {os.fspath(path)}")
 
 
-def genotype_of(data: Any, where: str) -> "tuple[Genotype, dict[str, Any] | None]":
+def genotype_of(data: Any, where: str) -> tuple[Genotype, dict[str, Any] | None]:
     """(genotype, its search config dict or None) from a Genotype, a genotype mapping or a trial row /
     record; ``InputError`` naming ``where`` for anything else."""
     from searchspace.genotype import Genotype
@@ -131,15 +126,15 @@ def genotype_of(data: Any, where: str) -> "tuple[Genotype, dict[str, Any] | None
     return genotype, (dict(config) if config is not None else None)
 
 
-def resolve_genotype(source: Any, flag: str = "genotype") -> "tuple[Genotype, dict[str, Any] | None]":
+def resolve_genotype(source: Any, flag: str = "genotype") -> tuple[Genotype, dict[str, Any] | None]:
     """``GenotypeSource`` -> (genotype, its search config dict or None)."""
     if isinstance(source, (str, os.PathLike)):
         return load_genotype_file(source, flag)
     return genotype_of(source, flag)
 
 
-def network_config(genotype: "Genotype", file_config: Mapping[str, Any] | None, profile: str | None,
-                   overrides: Mapping[str, Any]) -> "SearchConfig":
+def network_config(genotype: Genotype, file_config: Mapping[str, Any] | None, profile: str | None,
+                   overrides: Mapping[str, Any]) -> SearchConfig:
     """The search config a network is costed under: the trial's own (without one: the search defaults, one
     searched cell per genotype cell), then ``overrides``, then ``profile``."""
     from searchspace.config import SearchConfig
@@ -196,7 +191,7 @@ def cost(genotype: Any, profile: str | None = None, **deploy: Any) -> DeployedCo
 
 
 @raises_typed
-def cost_onnx(path: str | os.PathLike[str], profile: str, batch: int = 1) -> "GraphCost":
+def cost_onnx(path: str | os.PathLike[str], profile: str, batch: int = 1) -> GraphCost:
     """The DRAM cost of any ONNX CNN on a processor profile (``hwnas cost --onnx``): Conv (depthwise,
     dilated, strided), Relu/Clip, BatchNormalization, pools, Gemm/MatMul, Add, Concat, Pad and the views,
     grouped into kernels as the profile fuses them.
@@ -208,8 +203,8 @@ def cost_onnx(path: str | os.PathLike[str], profile: str, batch: int = 1) -> "Gr
 
     Returns:
         Totals (``dram_time_us``, ``dram_energy_uj``, ``dram_bytes``, ``params``, ``macs``) and one row per
-        kernel group (``rows``); ``to_dict(rows=...)`` is the command's JSON without ``onnx`` and
-        ``profile_source``.
+            kernel group (``rows``); ``to_dict(rows=...)`` is the command's JSON without ``onnx`` and
+            ``profile_source``.
 
     Raises:
         CostQueryError: An unsupported op (named, with its node), a bad batch, an unknown profile.
@@ -222,7 +217,7 @@ def cost_onnx(path: str | os.PathLike[str], profile: str, batch: int = 1) -> "Gr
 
 @raises_typed
 def op_cost(op: str, shape: tuple[int, int, int] | Sequence[int], profile: str, *, stride: int = 1, batch: int = 1,
-            c_out: int | None = None) -> "OpCost":
+            c_out: int | None = None) -> OpCost:
     """The DRAM cost of one operator of the registry on a (batch, C, H, W) input (``hwnas cost --op``).
 
     Args:
@@ -235,7 +230,7 @@ def op_cost(op: str, shape: tuple[int, int, int] | Sequence[int], profile: str, 
 
     Returns:
         Bytes read and written, compulsory bytes, DRAM streams and latencies, ``dram_time_us`` (us) and
-        ``dram_energy_uj`` (uJ).
+            ``dram_energy_uj`` (uJ).
     """
     from cost_models.traffic import op_cost as model_op_cost
 
@@ -244,7 +239,7 @@ def op_cost(op: str, shape: tuple[int, int, int] | Sequence[int], profile: str, 
 
 
 @raises_typed
-def profiles() -> "list[Profile]":
+def profiles() -> list[Profile]:
     """Every built-in processor profile, in name order (``summary()`` gives the key numbers)."""
     from cost_models.profile import list_profiles
 
@@ -252,8 +247,8 @@ def profiles() -> "list[Profile]":
 
 
 @raises_typed
-def recost(front: "Experiment | pa.Table | Iterable[Mapping[str, Any]]", profiles: str | Sequence[str],
-           **deploy: Any) -> "pa.Table":
+def recost(front: Experiment | pa.Table | Iterable[Mapping[str, Any]], profiles: str | Sequence[str],
+           **deploy: Any) -> pa.Table:
     """Every front point on every profile, without searching again (``hwnas pareto --recost``): each point's
     genotype at its config's deployed network, through the function the trial reported its own ``dram_*``
     columns with (its own profile gives them back exactly).
@@ -266,9 +261,9 @@ def recost(front: "Experiment | pa.Table | Iterable[Mapping[str, Any]]", profile
 
     Returns:
         One row per (profile, point), points by DRAM energy on each profile: ``profile``, ``trial_id``,
-        ``seed``, the lambdas, ``accuracy`` (± ``accuracy_std``), ``dram_time_us`` (us), ``dram_energy_uj``
-        (uJ), ``dram_bytes``, ``rank`` (1 = cheapest) and the costed geometry. ``rank_correlations`` of it
-        says whether the order holds between profiles.
+            ``seed``, the lambdas, ``accuracy`` (± ``accuracy_std``), ``dram_time_us`` (us), ``dram_energy_uj``
+            (uJ), ``dram_bytes``, ``rank`` (1 = cheapest) and the costed geometry. ``rank_correlations`` of it
+            says whether the order holds between profiles.
 
     Raises:
         CostQueryError: An unknown profile (the message lists the known ones).
@@ -288,7 +283,7 @@ def recost(front: "Experiment | pa.Table | Iterable[Mapping[str, Any]]", profile
 
 
 @raises_typed
-def rank_correlations(table: "pa.Table") -> list[dict[str, Any]]:
+def rank_correlations(table: pa.Table) -> list[dict[str, Any]]:
     """For every pair of profiles of a ``recost`` table: the Spearman rank correlation of the points' DRAM
     energy (+1: the same order from cheapest to dearest; None with fewer than two points or all equal).
 

@@ -34,7 +34,7 @@ OPSET = 17
 
 # ---------------------------------------------------------------------------------------------- pick
 @raises_typed
-def pick(front: "Experiment | pa.Table | Iterable[Mapping[str, Any]]", rule: str = "knee") -> dict[str, Any]:
+def pick(front: Experiment | pa.Table | Iterable[Mapping[str, Any]], rule: str = "knee") -> dict[str, Any]:
     """One point of a front, by a rule (``hwnas train --pick``), over its completed points with finite
     accuracy and DRAM costs.
 
@@ -46,7 +46,7 @@ def pick(front: "Experiment | pa.Table | Iterable[Mapping[str, Any]]", rule: str
 
     Returns:
         The point's ``trials.parquet`` row as a dict: ``trial_id``, ``accuracy``, ``dram_time_us``,
-        ``genotype`` and ``config`` (JSON), ...; ``cost``, ``train`` and ``export`` take it.
+            ``genotype`` and ``config`` (JSON), ...; ``cost``, ``train`` and ``export`` take it.
 
     Raises:
         PickError: An unknown rule, or no point qualifies (a budget under every point: the message names
@@ -84,7 +84,7 @@ class Trained:
 
 
 def resolve_source(source: Any, trial: str | None, rule: str | None,
-                   endpoint_url: str | None) -> "tuple[Genotype, dict[str, Any] | None, dict[str, Any]]":
+                   endpoint_url: str | None) -> tuple[Genotype, dict[str, Any] | None, dict[str, Any]]:
     """(genotype, its search config dict or None, provenance) from a file, a row / genotype, or an
     experiment's front (``--trial`` / ``--pick``)."""
     from results.picking import by_trial, pick as pick_row
@@ -129,7 +129,7 @@ def resolve_source(source: Any, trial: str | None, rule: str | None,
     return genotype, config, prov
 
 
-def network_metrics(search: "SearchConfig", train: "TrainConfig", genotype: "Genotype", net: Any) -> dict[str, Any]:
+def network_metrics(search: SearchConfig, train: TrainConfig, genotype: Genotype, net: Any) -> dict[str, Any]:
     """params, MACs and the DRAM cost of the trained network on the train run's (or experiment's) profile."""
     from cost_models.network import network_cost
     from searchspace.layout import TRAINING, expand_genotype, network_instances, network_macs, network_spec

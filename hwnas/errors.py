@@ -66,7 +66,7 @@ class ResultsNotSaved(SaveError):
         experiment: The run's results, read from the local copy's tables (``.summary`` says why).
     """
 
-    def __init__(self, message: str, experiment: "Experiment") -> None:
+    def __init__(self, message: str, experiment: Experiment) -> None:
         super().__init__(message)
         self.experiment = experiment
 
@@ -79,7 +79,7 @@ class ExportCheckError(InputError):
         result: What the check measured (``max_abs_diff``, ``argmax_agreement``, ``images``, ...).
     """
 
-    def __init__(self, message: str, result: "Exported") -> None:
+    def __init__(self, message: str, result: Exported) -> None:
         super().__init__(message)
         self.result = result
 

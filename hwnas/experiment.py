@@ -39,7 +39,7 @@ class Experiment:
     """
 
     def __init__(self, path: PathLike, *, endpoint_url: str | None = None,
-                 summary: "ExperimentSummary | None" = None) -> None:
+                 summary: ExperimentSummary | None = None) -> None:
         """An experiment at ``path``; ``search`` and ``load`` make these (no I/O here).
 
         Args:
@@ -82,7 +82,7 @@ class Experiment:
         self._trials, self._front = load_front(self._path, self._endpoint_url)
 
     @raises_typed
-    def trials(self) -> "pa.Table":
+    def trials(self) -> pa.Table:
         """``trials.parquet``: one row per trial, any status (``completed``, ``failed``, ``incomplete``).
 
         Returns:
@@ -94,7 +94,7 @@ class Experiment:
         return self._trials
 
     @raises_typed
-    def front(self) -> "pa.Table":
+    def front(self) -> pa.Table:
         """``pareto.parquet``: the completed trials non-dominated in (error, DRAM time, DRAM energy), all
         minimised, sorted by error. The DRAM columns are the deployed network's (us, uJ, bytes).
 
@@ -106,7 +106,7 @@ class Experiment:
         assert self._front is not None
         return self._front
 
-    def points(self) -> "pa.Table":
+    def points(self) -> pa.Table:
         """Seed statistics, one row per scan point (``points.parquet``'s columns): mean, sample std and best
         of the point's completed seeds, and the front over the per-point means. Computed from ``trials()``."""
         from results.seedstats import point_stats
@@ -114,7 +114,7 @@ class Experiment:
         return point_stats(self.trials())
 
     @raises_typed
-    def scan(self) -> "pa.Table | None":
+    def scan(self) -> pa.Table | None:
         """``scan.parquet``: one row per suggestion batch (hypervolume, front size, largest gap); None for
         results written before it existed."""
         if not self._scan_read:
@@ -125,7 +125,7 @@ class Experiment:
         return self._scan
 
     @raises_typed
-    def config(self) -> "ExperimentConfig | None":
+    def config(self) -> ExperimentConfig | None:
         """The experiment's whole config, from its ``experiment.json`` (None for folders written before it
         existed)."""
         if self._config is not None:
@@ -142,7 +142,7 @@ class Experiment:
         return record.experiment(name, parent or ".", self._endpoint_url or "", where)
 
     @property
-    def summary(self) -> "ExperimentSummary":
+    def summary(self) -> ExperimentSummary:
         """How the experiment ended: counts per status, where the tables are, the front, and for a run of
         this process its wall time, whether the final write failed (``unsaved``) and any signal that
         stopped it (``interrupted``). ``summary.describe()`` gives the lines ``hwnas search`` prints."""
@@ -177,7 +177,7 @@ class Experiment:
         return dict(pick(self.front().to_pylist(), rule))
 
 
-def front_rows(front: Any) -> "pa.Table | list[dict[str, Any]]":
+def front_rows(front: Any) -> pa.Table | list[dict[str, Any]]:
     """A front given as an ``Experiment`` (its ``front()``), a pyarrow Table, a pandas DataFrame, one row, or
     rows."""
     if isinstance(front, Experiment):
@@ -251,7 +251,7 @@ def search(preset: str | None = None, config: PathLike | Mapping[str, Any] | Non
 
     Returns:
         The experiment; ``summary.all_completed`` is False when a trial failed, is incomplete or the run
-        was interrupted (the command line exits 1 then).
+            was interrupted (the command line exits 1 then).
 
     Raises:
         ConfigError: A config key or value (before Ray starts).
