@@ -27,14 +27,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pyarrow as pa
 
-from results.dimensions import of_kind, point_text
 from results.experiment_config import ExperimentConfig
 from results.experiment_record import Preflight, preflight, write_record
-from results.scan_metrics import SCAN_FILE, describe_round
-from results.schema import COMPLETED, FAILED, INCOMPLETE, front_network_label
-from results.seedstats import describe_points, point_stats
+from results.scan_metrics import SCAN_FILE
 from results.storage import Storage, one_line
-from results.trial_rows import PARETO_FILE, TRIALS_FILE, result_rows, write_tables
+from results.summary import ExperimentSummary
+from results.trial_rows import result_rows, write_tables
 
 from .interrupts import Interrupts
 
@@ -52,51 +50,6 @@ class RunOptions:
     verbose: bool = False  # hwnas -v: Ray's own log lines, here and in the trials
     fallback_dir: str | None = None  # where the rows go when the storage refuses them (None: a new temp folder)
     cost_probe_dir: str | None = None  # the cost actor marks its calls in flight there (fault tests)
-
-
-@dataclass(frozen=True)
-class ExperimentSummary:
-    name: str
-    uri: str  # <storage>/<name>
-    trials: pa.Table
-    front: pa.Table
-    seconds: float
-    scan: pa.Table | None = None  # scan.parquet: hypervolume per suggestion batch (results/scan_metrics.py)
-    cost_stats: Mapping[str, int] | None = None  # the cost actor's counters at the end (None: no actor)
-    unsaved: str | None = None  # why the final write to the storage (or the run inside Tune) failed, else None
-    local_copy: str | None = None  # where the tables went instead when it failed
-    interrupted: str | None = None  # the signal that stopped the run ("SIGINT", "SIGTERM"), else None
-
-    @property
-    def all_completed(self) -> bool:
-        return self.trials.num_rows > 0 and self.counts.get(COMPLETED, 0) == self.trials.num_rows
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(self.trials.column("status").to_pylist()))
-
-    def describe(self) -> str:
-        c = self.counts
-        where = self.local_copy or self.uri
-        lines = [f"experiment {self.name}: {self.trials.num_rows} trials ({c.get(COMPLETED, 0)} completed, "
-                 f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete) in {self.seconds:.0f}s",
-                 f"  trials: {where}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {where}/{PARETO_FILE}"
-                 f" (DRAM costs of the {front_network_label(self.front.to_pylist())})"]
-        for r in self.front.to_pylist():  # the profile is named by the front's network label above
-            std = "" if r.get("accuracy_std") is None else f" ± {r['accuracy_std']:.4f}"
-            lines.append(f"    {r['trial_id']}: {point_text(r, of_kind('seed', 'weight', 'budget'))} "
-                         f"accuracy={r['accuracy']:.4f}{std} "
-                         f"dram_time_us={r['dram_time_us']:.4g} dram_energy_uj={r['dram_energy_uj']:.4g}")
-        if self.scan is not None:
-            lines += [f"  {describe_round(r)}" for r in self.scan.to_pylist()]
-            points = point_stats(self.trials)
-            if any(n > 1 for n in points.column("completed").to_pylist()):  # mean +- std only means something then
-                lines.append("  per lambda point over seeds (* = on the front of the means):")
-                lines += describe_points(points)
-        for r in self.trials.to_pylist():
-            if r["status"] == FAILED:
-                lines.append(f"  failed {r['trial_id']}: {r['error_message']}")
-        return "\n".join(lines)
 
 
 def ray_init_kwargs(address: str, namespace: str) -> dict[str, Any]:

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from searchspace.errors import InputError
+
 from .storage import Storage, StorageError, one_line
 
 log = logging.getLogger("hwnas.search")
@@ -50,8 +52,9 @@ def lease_s() -> float:
         return LEASE_S
 
 
-class ExperimentInUse(ValueError):
-    """Another driver holds the experiment's claim; the message names it and says how to go on."""
+class ExperimentInUse(InputError):
+    """Another driver holds the experiment's claim; the message names it and says how to go on (a
+    ``ValueError``, exit code 2)."""
 
 
 @dataclass(frozen=True)

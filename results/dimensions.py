@@ -40,8 +40,8 @@ class ScanDimension:
     kind: str  # one of KINDS
     value_type: type  # int, float or str
     default: tuple  # the experiment key's default; () = the base search config's value
-    why: str  # the experiment key's meaning (README's experiment config table)
-    meaning: str  # the trials.parquet column's meaning (README's results schema)
+    why: str  # the experiment key's meaning (the docs' experiment config table)
+    meaning: str  # the trials.parquet column's meaning (the docs' results tables)
     point_meaning: str = ""  # the points.parquet column's meaning ("" for the seed: not a point coordinate)
     bounds: Mapping[str, Any] = field(default_factory=dict)  # searchspace.schema.setting bounds of the values
     label: str = ""  # a front point's short label in plots ("lt=", "T<="); "" = not drawn

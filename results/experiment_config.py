@@ -185,44 +185,59 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return load_mapping(path)
 
 
-def load_experiment_config(preset: str | None = None, config_file: str | Path | None = None,
-                           sets: list[str] | None = None, name: str | None = None, storage: str | None = None,
-                           endpoint_url: str | None = None) -> ExperimentConfig:
-    """The CLI's way in: preset < file < --set < explicit flags."""
-    file_data = load_config_file(config_file) if config_file else {}
+def _read_config(config_file: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """(the keys of ``config_file``, how messages name it): a YAML/JSON file, or a mapping given in Python."""
+    if config_file is None:
+        return {}, ""
+    if isinstance(config_file, Mapping):
+        return dict(config_file), "config"
+    return load_config_file(config_file), f"config file {str(config_file)!r}"
+
+
+def _parts(preset: str | None, config_file: str | Path | Mapping[str, Any] | None, sets: list[str] | None,
+           overrides: Mapping[str, Any] | None) -> tuple[str | None, list[dict[str, Any]]]:
+    """(the preset, every source normalised, in precedence order: preset < file < --set < overrides)."""
+    file_data, source = _read_config(config_file)
     preset = preset or file_data.pop("preset", None)
     file_data.pop("preset", None)
-    merged: dict[str, Any] = {"search": {}}
+    parts: list[dict[str, Any]] = []
     if preset:
         search_part = search_preset(str(preset))  # ConfigError naming the preset if unknown
-        merged = _merge(merged, {**normalise(EXPERIMENT_PRESETS.get(str(preset), {}), f"preset {preset!r}"),
-                                 "search": search_part})
-        merged["name"] = str(preset)
+        parts.append({**normalise(EXPERIMENT_PRESETS.get(str(preset), {}), f"preset {preset!r}"),
+                      "search": search_part})
     if file_data:
-        merged = _merge(merged, normalise(file_data, f"config file {str(config_file)!r}"))
+        parts.append(normalise(file_data, source))
     if sets:
-        merged = _merge(merged, normalise(parse_set(sets), "--set"))
+        parts.append(normalise(parse_set(sets), "--set"))
+    if overrides:
+        parts.append(normalise(dict(overrides), "overrides"))
+    return (str(preset) if preset else None), parts
+
+
+def load_experiment_config(preset: str | None = None, config_file: str | Path | Mapping[str, Any] | None = None,
+                           sets: list[str] | None = None, name: str | None = None, storage: str | None = None,
+                           endpoint_url: str | None = None,
+                           overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """The experiment config from its sources, later ones winning: preset < ``config_file`` (a YAML/JSON
+    file, or the same keys as a mapping) < ``sets`` (``--set KEY=VALUE`` strings) < ``overrides`` (keys to
+    Python values) < the explicit ``name`` / ``storage`` / ``endpoint_url``. The preset also names it."""
+    preset, parts = _parts(preset, config_file, sets, overrides)
+    merged: dict[str, Any] = {"search": {}}
+    if preset:
+        merged["name"] = preset
+    for part in parts:
+        merged = _merge(merged, part)
     flags = {k: v for k, v in dict(name=name, storage=storage, endpoint_url=endpoint_url).items() if v is not None}
     if flags:
         merged = _merge(merged, normalise(flags, "command line"))
     return _build(merged)
 
 
-def given_keys(preset: str | None = None, config_file: str | Path | None = None,
-               sets: list[str] | None = None) -> set[str]:
+def given_keys(preset: str | None = None, config_file: str | Path | Mapping[str, Any] | None = None,
+               sets: list[str] | None = None, overrides: Mapping[str, Any] | None = None) -> set[str]:
     """The keys a command line sets (``name`` of an experiment key, ``search.KEY`` of a search key): what
     ``--resume`` may warn about ignoring. Only the keys given, never the defaults they sit on."""
-    file_data = load_config_file(config_file) if config_file else {}
-    preset = preset or file_data.pop("preset", None)
-    file_data.pop("preset", None)
-    parts = []
-    if preset:
-        parts.append({**normalise(EXPERIMENT_PRESETS.get(str(preset), {}), f"preset {preset!r}"),
-                      "search": search_preset(str(preset))})
-    if file_data:
-        parts.append(normalise(file_data, f"config file {str(config_file)!r}"))
-    if sets:
-        parts.append(normalise(parse_set(sets), "--set"))
+    _, parts = _parts(preset, config_file, sets, overrides)
     keys: set[str] = set()
     for part in parts:
         keys |= {k for k in part if k != "search"} | {f"search.{k}" for k in part.get("search", {})}

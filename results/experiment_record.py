@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from searchspace.errors import InputError
+
 from .claim import CLAIM_FILE, Claim, Holder, in_use, stale_or_absent
 from .experiment_config import ExperimentConfig
 from .storage import Storage
@@ -41,8 +43,9 @@ TUNE_STATE_FILE = "tuner.pkl"  # what tune.Tuner.can_restore looks for: the fold
 LOCATION_KEYS = ("name", "storage", "endpoint_url")
 
 
-class ExperimentExists(ValueError):
-    """A new run named an experiment folder that holds results; the message says how to go on."""
+class ExperimentExists(InputError):
+    """A new run named an experiment folder that holds results; the message says how to go on (resume or
+    overwrite; a ``ValueError``, exit code 2)."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from searchspace.errors import InputError
+
 RULES = ("knee", "most-accurate", "cheapest", "budget:dram_time_us=X", "budget:dram_energy_uj=X")
 BUDGET_KEYS = ("dram_time_us", "dram_energy_uj")
+
+
+class PickError(InputError):
+    """A pick rule that is not one, or a front with no point the rule (or trial id) can pick: the message
+    says which and what there is (a ``ValueError``; exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -34,15 +41,15 @@ def parse_rule(text: str) -> PickRule:
     if text.startswith("budget:"):
         key, sep, value = text[len("budget:"):].partition("=")
         if not sep or key not in BUDGET_KEYS:
-            raise ValueError(f"--pick {text!r}: a budget is budget:dram_time_us=X or budget:dram_energy_uj=X")
+            raise PickError(f"--pick {text!r}: a budget is budget:dram_time_us=X or budget:dram_energy_uj=X")
         try:
             budget = float(value)
         except ValueError:
-            raise ValueError(f"--pick {text!r}: the budget {value!r} is not a number") from None
+            raise PickError(f"--pick {text!r}: the budget {value!r} is not a number") from None
         if not math.isfinite(budget) or budget <= 0:
-            raise ValueError(f"--pick {text!r}: the budget must be a positive number")
+            raise PickError(f"--pick {text!r}: the budget must be a positive number")
         return PickRule("budget", key, budget)
-    raise ValueError(f"unknown --pick rule {text!r}; rules: {', '.join(RULES)}")
+    raise PickError(f"unknown --pick rule {text!r}; rules: {', '.join(RULES)}")
 
 
 def _usable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -54,11 +61,11 @@ def _usable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def pick(rows: Sequence[Mapping[str, Any]], rule: PickRule | str) -> Mapping[str, Any]:
-    """The row of ``rows`` (a front, as dicts) that ``rule`` picks; ValueError when none qualifies."""
+    """The row of ``rows`` (a front, as dicts) that ``rule`` picks; ``PickError`` when none qualifies."""
     rule = parse_rule(rule) if isinstance(rule, str) else rule
     cands = _usable(rows)
     if not cands:
-        raise ValueError("the front has no completed point with finite accuracy and DRAM cost to pick from")
+        raise PickError("the front has no completed point with finite accuracy and DRAM cost to pick from")
     tid = lambda r: str(r.get("trial_id", ""))  # noqa: E731 - the last tie-breaker
     if rule.name == "most-accurate":
         return min(cands, key=lambda r: (-r["accuracy"], r["dram_time_us"], tid(r)))
@@ -68,7 +75,7 @@ def pick(rows: Sequence[Mapping[str, Any]], rule: PickRule | str) -> Mapping[str
         within = [r for r in cands if r[rule.budget_key] <= rule.budget]
         if not within:
             low = min(cands, key=lambda r: r[rule.budget_key])
-            raise ValueError(f"no front point has {rule.budget_key} <= {rule.budget:g}; the cheapest has "
+            raise PickError(f"no front point has {rule.budget_key} <= {rule.budget:g}; the cheapest has "
                              f"{low[rule.budget_key]:.4g} (trial {tid(low)})")
         return min(within, key=lambda r: (-r["accuracy"], r[rule.budget_key], tid(r)))
     errors = [1.0 - r["accuracy"] for r in cands]
@@ -87,7 +94,7 @@ def by_trial(rows: Sequence[Mapping[str, Any]], trial_id: str) -> Mapping[str, A
     for r in rows:
         if str(r.get("trial_id")) == trial_id:
             if r.get("status", "completed") != "completed" or not r.get("genotype"):
-                raise ValueError(f"trial {trial_id} is {r.get('status')}: it has no genotype to train")
+                raise PickError(f"trial {trial_id} is {r.get('status')}: it has no genotype to train")
             return r
     known = ", ".join(sorted(str(r.get("trial_id")) for r in rows)[:10])
-    raise ValueError(f"no trial {trial_id!r} in the experiment; trials: {known}")
+    raise PickError(f"no trial {trial_id!r} in the experiment; trials: {known}")

@@ -45,7 +45,7 @@ SCAN_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("completed", pa.int64(), "completed trials of this and every earlier batch"),
     ("front_size", pa.int64(), "points on the front over those trials"),
     ("front_size_mean", pa.int64(), "points on the front over the per-point means"),
-    ("hypervolume", pa.float64(), "hypervolume of the all-trials front (reference point: see README)"),
+    ("hypervolume", pa.float64(), "hypervolume of the all-trials front (reference point: docs, The scan)"),
     ("hypervolume_mean", pa.float64(), "hypervolume of the per-point-means front"),
     ("hv_gain", pa.float64(), "hypervolume - the previous batch's; null in batch 0"),
     ("largest_gap", pa.float64(), "longest minimum-spanning-tree edge of the all-trials front, min-max normalised"),

@@ -1,4 +1,4 @@
-"""The results table: one row per trial, a fixed pyarrow schema (documented in README, "Results schema").
+"""The results table: one row per trial, a fixed pyarrow schema (documented in the docs, Reference "Results tables").
 
 Rows come from two places: the final record a completed trial reports (``SearchResult.to_record()``,
 nested values as JSON strings) and, for a trial that failed, only its configuration and its error text.
@@ -30,7 +30,7 @@ def dimension_columns(*kinds: str) -> tuple[tuple[str, pa.DataType, str], ...]:
     return columns(of_kind(*kinds), ARROW_TYPES.__getitem__, lambda d: d.meaning)
 
 
-# (name, type, meaning): the single source of the schema and of README's table
+# (name, type, meaning): the single source of the schema and of the docs' table
 COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("experiment", pa.string(), "experiment name (`--name`)"),
     ("trial_id", pa.string(), "Ray Tune trial id, unique within the experiment"),
@@ -258,7 +258,8 @@ def conform(table: pa.Table) -> pa.Table:
 
 
 def schema_markdown() -> str:
-    """README's results table, generated from ``COLUMNS`` so the two never drift apart."""
+    """The docs' results table (Reference, "Results tables"), generated from ``COLUMNS`` so the two never
+    drift apart."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
     for name, typ, meaning in COLUMNS:
         lines.append(f"| `{name}` | {typ} | {meaning.replace('|', '/')} |")

@@ -27,7 +27,7 @@ def point_columns(*kinds: str) -> tuple[tuple[str, pa.DataType, str], ...]:
     return columns(of_kind(*kinds), ARROW_TYPES.__getitem__, lambda d: d.point_meaning)
 
 
-# (name, type, meaning): points.parquet, documented in README ("Adaptive lambda scan and seed statistics")
+# (name, type, meaning): points.parquet, documented in the docs (Reference "Results tables", The scan)
 POINT_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("experiment", pa.string(), "experiment name"),
     *point_columns("profile", "weight"),

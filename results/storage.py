@@ -21,17 +21,20 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from searchspace.errors import InputError, SaveError
 from searchspace.files import atomic_write
 
 DEFAULT_STORAGE = "./hwnas-results"
 
 
-class StorageError(ValueError):
-    """The results location cannot be used; the message says which location and why."""
+class StorageError(InputError):
+    """The results location cannot be used; the message says which location and why (a ``ValueError``;
+    exit code 2)."""
 
 
-class StorageWriteError(OSError):
-    """Writing (or moving) an object failed after the preflight passed; the message names it and why."""
+class StorageWriteError(SaveError):
+    """Writing (or moving) an object failed after the preflight passed; the message names it and why (an
+    ``OSError``; exit code 3)."""
 
 
 def endpoint_from_env() -> str | None:

@@ -8,7 +8,7 @@ and calls ``check(self)`` from ``__post_init__``. ``check`` coerces every field 
 (bool, int, float, str, ``tuple[T, ...]`` of those, or a nested config dataclass), applies the field's
 bounds, then calls the class's ``validate()`` hook for rules that span fields. ``build(cls, data)`` is
 the way in from a mapping: an unknown key is a ``ConfigError`` naming key and value and listing the known
-keys. ``markdown_table(cls)`` renders the keys for the README (a test keeps README in step).
+keys. ``markdown_table(cls)`` renders the keys for the docs' config reference (generated at build time).
 
 The ``--set KEY=VALUE [KEY=VALUE ...]`` grammar of every command is here too: ``add_set_argument`` and
 ``parse_set``.
@@ -26,15 +26,18 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .errors import InputError
 
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used; the message names both."""
+
+class ConfigError(InputError):
+    """A configuration key or value that cannot be used; the message names both (a ``ValueError``; exit
+    code 2)."""
 
 
 @dataclass(frozen=True)
 class Rule:
     """Bounds of one field; a tuple field's bounds apply to each of its values."""
-    why: str  # the field's meaning: the README table's "meaning" column
+    why: str  # the field's meaning: the config reference's "meaning" column
     ge: float | None = None  # value >= ge
     gt: float | None = None  # value > gt
     also: Mapping[Any, str] | None = None  # values allowed outside ge/gt, with their meaning (-1 = "no cap")
@@ -223,7 +226,7 @@ def _num(x: float) -> str:
 
 
 def allowed_text(rule: Rule, tp: Any) -> str:
-    """The bounds in words (the README table's "allowed" column)."""
+    """The bounds in words (the config reference's "allowed" column)."""
     parts = []
     if rule.choices is not None:
         parts.append(" / ".join(map(str, rule.choices)))
@@ -248,7 +251,7 @@ def allowed_text(rule: Rule, tp: Any) -> str:
     return text or tp.__name__
 
 
-# ---------------------------------------------------------------------------------------------- README
+# ---------------------------------------------------------------------------------------------- docs
 def _default_text(value: Any) -> str:
     if dataclasses.is_dataclass(value):
         return "(the search keys)"

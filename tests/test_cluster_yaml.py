@@ -98,8 +98,8 @@ def test_no_ssh_open_to_the_world_by_default(raw):
     text = CLUSTER_YAML.read_text()
     assert "0.0.0.0/0" not in text.replace("allows SSH (22) from\n  # 0.0.0.0/0", "")
     assert "IpPermissions" not in text  # no rules added to Ray's groups either
-    readme = (ROOT / "README.md").read_text()
-    assert "--port 22 --cidr" in readme and "sg-REPLACE-ME" in readme
+    guide = (ROOT / "docs" / "how-to" / "cluster.md").read_text()  # the security steps the user follows
+    assert "--port 22 --cidr" in guide and "sg-REPLACE-ME" in guide
 
 
 def _policy(name: str) -> dict:

@@ -36,8 +36,9 @@ FORBIDDEN_THIRD_PARTY = {
 }
 # modules above results that must not import Ray: the command line that runs without a cluster, and the
 # driver's signal handling (it drives Tune's stop handler, without importing Ray)
-RAY_FREE = ("hwnas", "hwnas.cli", "hwnas.cli.trial", "hwnas.cli.pareto", "hwnas.cli.cost", "hwnas.cli.train",
-            "hwnas.cli.export", "orchestrator.interrupts")
+RAY_FREE = ("hwnas", "hwnas.errors", "hwnas.experiment", "hwnas.costing", "hwnas.deploy", "hwnas.cli",
+            "hwnas.cli.trial", "hwnas.cli.pareto", "hwnas.cli.cost", "hwnas.cli.train", "hwnas.cli.export",
+            "orchestrator.interrupts")
 
 
 def _modules() -> dict[str, Path]:
@@ -158,3 +159,5 @@ def test_runtime_imports_follow_the_layers():
     assert "ray" not in loaded and "cost_models" not in loaded and "torch" in loaded
     # the CLI's parser (hwnas --help, hwnas cost) loads neither torch nor Ray
     assert not {"torch", "ray"} & _loaded_after("from hwnas import cli; cli.build_parser()")
+    # nor does the Python API until a function that needs them runs (search: Ray; train, export: torch)
+    assert not {"torch", "ray", "trainables"} & _loaded_after("import hwnas; hwnas.search, hwnas.train, hwnas.Experiment")

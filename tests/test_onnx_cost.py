@@ -22,7 +22,7 @@ from trainables.cells import Network, derived_edge_spec
 
 from cost_helpers import config_network_cost
 
-# every cell input feeds two or more edges (see README: a single reader fuses with the preprocessing)
+# every cell input feeds two or more edges (see docs/how-to/deployment.md: a single reader fuses with the preprocessing)
 EDGES = [["sep_conv_3x3", 0, 2], ["skip_connect", 1, 2], ["max_pool_3x3", 0, 3], ["dil_conv_3x3", 1, 3],
          ["avg_pool_3x3", 0, 4], ["sep_conv_5x5", 2, 4], ["skip_connect", 1, 5], ["dil_conv_5x5", 3, 5]]
 GENOTYPE = Genotype.from_dict({"cells": [{"reduction": r, "edges": EDGES} for r in (False, True, True)]})

@@ -8,9 +8,11 @@
   hwnas train   a front's point trained at full size           (hwnas.cli.train)
   hwnas export  a trained network to ONNX, onnxruntime-checked (hwnas.cli.export)
 
-Errors are one line on stderr, never a traceback (``-v`` logs it): bad input (a ``ValueError``, a missing
-or unreadable file, an unreachable address) exits 2; any other ``OSError`` or Arrow error (a write that
-failed, a storage that went away mid-run) exits 3.
+Each command is a thin layer over the Python API (``hwnas.search``, ``hwnas.load``, ``hwnas.cost``, ...).
+Errors are one line on stderr, never a traceback (``-v`` logs it): an ``hwnas.HwnasError`` exits with its
+``exit_code`` (``InputError``: bad input, 2; ``SaveError``: results not written, 3; ``hwnas.errors``);
+the code underneath keeps the same codes: a ``ValueError``, a missing or unreadable file or an unreachable
+address 2, any other ``OSError`` or Arrow error (a write that failed, a storage that went away mid-run) 3.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import argparse
 import importlib
 import logging
 import sys
+
+from searchspace.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NOT_SAVED, HwnasError
 
 # (subcommand module, attribute) pairs; imported lazily so `hwnas cost` never pays for Ray or torch.
 _COMMANDS = {
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("hwnas").debug("interrupted", exc_info=True)
         print(f"hwnas {args.command}: interrupted{f' by {exc}' if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except HwnasError as exc:  # the API's typed errors: their own exit code
+        return _error(args.command, exc, exc.exit_code)
     except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as exc:
         # bad input: one clear line, no traceback (-v shows it)
         return _error(args.command, exc, EXIT_BAD_INPUT)
@@ -82,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-EXIT_BAD_INPUT = 2  # before anything ran: the config, a file, the storage, the address
-EXIT_IO = 3  # an I/O or Arrow error after that (README: "When things fail")
-EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM before there was anything to save (128 + SIGINT, as shells report it)
+# the exit codes (searchspace.errors; docs: Reference, "Errors and exit codes"): 2 bad input before anything ran
+# (the config, a file, the storage, the address), 3 an I/O or Arrow error after that, 130 SIGINT/SIGTERM
+# before there was anything to save (128 + SIGINT, as shells report it)
+EXIT_IO = EXIT_NOT_SAVED
 
 
 def _is_arrow_error(exc: BaseException) -> bool:

@@ -7,24 +7,22 @@ as one JSON object.
   hwnas cost --onnx model.onnx --profile mobile-npu --batch 8 --rows
   hwnas cost --list-profiles
 
-Imports neither Ray, torch nor the cost service: the model is computed in this process.
+Imports neither Ray, torch nor the cost service: the model is computed in this process. A thin layer over
+``hwnas.cost``, ``hwnas.cost_onnx``, ``hwnas.op_cost`` and ``hwnas.profiles`` (``hwnas/costing.py``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
-from cost_models.network import derived_network_cost
-from cost_models.profile import list_profiles, load_profile
-from cost_models.traffic import op_cost
-from searchspace.config import SearchConfig, parse_set
-from searchspace.genotype import Genotype
-from searchspace.layout import DEPLOYMENT, network_spec
+from cost_models.profile import load_profile
+from searchspace.config import parse_set
 from searchspace.ops import OPS
 from searchspace.schema import add_set_argument
+
+from hwnas.costing import cost, cost_onnx, load_genotype_file, op_cost, profiles  # noqa: F401 - load_genotype_file: kept importable here
 
 log = logging.getLogger(__name__)
 
@@ -119,59 +117,19 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def load_genotype_file(path: str, flag: str = "--genotype") -> tuple[Genotype, dict[str, Any] | None]:
-    """A genotype JSON ({"cells": ...}) or a trial result JSON ("genotype", optional "config"; either may
-    be a JSON string, as in trials.parquet rows). ValueError naming the file for anything else."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{flag} {path}: no such file")
-    try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{flag} {path}: not JSON ({exc})") from None
-    config = None
-    if isinstance(data, dict) and "genotype" in data:
-        config, data = data.get("config"), data["genotype"]
-        data = json.loads(data) if isinstance(data, str) else data
-        config = json.loads(config) if isinstance(config, str) else config
-    if not isinstance(data, dict) or "cells" not in data:
-        raise ValueError(f"{flag} {path}: not a genotype: expected {{\"cells\": [...]}} or a trial result "
-                         f"with \"genotype\" and \"config\"")
-    try:
-        genotype = Genotype.from_dict(data)
-    except ValueError as exc:
-        raise ValueError(f"{flag} {path}: {exc}") from None
-    if not genotype.cells:
-        raise ValueError(f"{flag} {path}: not a genotype: no cells")
-    if config is not None and not isinstance(config, dict):
-        raise ValueError(f"{flag} {path}: \"config\" must be an object, got {type(config).__name__}")
-    return genotype, config
-
-
 def _network(args: argparse.Namespace) -> dict[str, Any]:
     extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out") if getattr(args, k) is not None]
     if extra:
         raise ValueError(f"--genotype costs a whole network; {', '.join(extra)} belong to the operator mode")
     genotype, file_config = load_genotype_file(args.genotype)
-    values = dict(file_config) if file_config is not None else {"layers": len(genotype.cells)}
-    values.update(parse_set(args.sets))
-    if args.profile:
-        values["profile"] = args.profile
+    overrides = parse_set(args.sets)
     if args.batch is not None:
-        values["cost_batch"] = args.batch
-    config = SearchConfig.from_dict(values)
-    profile = load_profile(config.profile)  # unknown profile: the error names the known ones
-    net = derived_network_cost(genotype, config)
-    out = net.to_dict(rows=args.rows)
-    spec = network_spec(config, DEPLOYMENT)
-    out.update(profile_source=profile.source, layers=spec.layers, channels=spec.channels, image_size=spec.image_size,
-               nodes=spec.nodes)
-    return out
+        overrides["cost_batch"] = args.batch
+    return cost((genotype if file_config is None else {"genotype": genotype, "config": file_config}),
+                args.profile, **overrides).to_dict(rows=args.rows)
 
 
 def _onnx(args: argparse.Namespace) -> int:
-    from cost_models.onnx_graph import onnx_cost  # imports onnx: only this mode pays for it
-
     extra = [f"--{k.replace('_', '-')}" for k in ("op", "shape", "stride", "c_out") if getattr(args, k) is not None]
     extra += ["--set"] if args.sets else []
     if extra:
@@ -179,7 +137,7 @@ def _onnx(args: argparse.Namespace) -> int:
     if not args.profile:
         raise ValueError("--onnx needs --profile NAME_OR_FILE (see --list-profiles)")
     profile = load_profile(args.profile)
-    out = onnx_cost(args.onnx, profile, 1 if args.batch is None else args.batch).to_dict(rows=args.rows)
+    out = cost_onnx(args.onnx, args.profile, 1 if args.batch is None else args.batch).to_dict(rows=args.rows)
     out.update(onnx=args.onnx, profile_source=profile.source)
     print(json.dumps(out))
     return 0
@@ -187,7 +145,7 @@ def _onnx(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.list_profiles:
-        print(json.dumps({"profiles": [p.summary() for p in list_profiles()]}, indent=2))
+        print(json.dumps({"profiles": [p.summary() for p in profiles()]}, indent=2))
         return 0
     if args.genotype:
         out = _network(args)
@@ -202,11 +160,10 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ValueError(f"missing {', '.join(missing)} (or use --genotype FILE or --list-profiles); "
                          "see hwnas cost --help")
-    c, h, w = parse_shape(args.shape)
+    shape = parse_shape(args.shape)
     profile = load_profile(args.profile)
-    cost = op_cost(profile, args.op, c, h, w, stride=1 if args.stride is None else args.stride,
-                   batch=1 if args.batch is None else args.batch, c_out=args.c_out)
-    out = cost.to_dict()
+    out = op_cost(args.op, shape, args.profile, stride=1 if args.stride is None else args.stride,
+                  batch=1 if args.batch is None else args.batch, c_out=args.c_out).to_dict()
     out["profile_source"] = profile.source
     log.debug("hwnas cost %s", out)
     print(json.dumps(out))

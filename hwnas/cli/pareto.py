@@ -15,10 +15,10 @@ from searchspace.schema import add_set_argument
 
 from results.compare import compare_rows, render_compare, unique_labels
 from results.dimensions import keys, of_kind
-from results.plot import plot_compare, plot_front
+from results.plot import plot_compare
 from results.recost import RECOST_KEYS
 from results.schema import front_network_label
-from results.tables import load_experiment, load_front, load_scan
+from results.tables import load_experiment
 
 # the columns the table format shows (csv and json carry every column): the trial, its scan dimensions
 # (results.dimensions), its accuracy and costs
@@ -153,14 +153,15 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--set overrides the deployed network of a re-cost: use it with --recost")
     if getattr(args, "compare", None):
         return compare_main(args)
-    trials, front = load_front(args.uri, args.endpoint_url)
+    from hwnas.experiment import load
+
+    experiment = load(args.uri, endpoint_url=args.endpoint_url)
+    trials, front = experiment.trials(), experiment.front()
     sys.stdout.write(render(front, args.format))
     if args.out:
         write_out(args.out, front, lambda fmt: render(front, fmt))
-    if args.plot:
-        scan = load_scan(args.uri, args.endpoint_url)  # hypervolume per scan batch, if recorded
-        print(f"wrote {plot_front(trials, args.plot, title=args.uri.rstrip('/').rsplit('/', 1)[-1], scan=scan)}",
-              file=sys.stderr)
+    if args.plot:  # with the hypervolume per scan batch, if recorded
+        print(f"wrote {experiment.plot(args.plot)}", file=sys.stderr)
     n_failed = sum(s != "completed" for s in trials.column("status").to_pylist())
     print(f"{front.num_rows} on the front of {trials.num_rows} trials ({n_failed} not completed)", file=sys.stderr)
     return 0
@@ -230,16 +231,18 @@ def render_correlations(pairs: list[dict]) -> str:
 
 def recost_main(args: argparse.Namespace) -> int:
     """--recost: every front point on every named profile (``results/recost.py``)."""
-    from results.recost import rank_correlations, recost, recost_overrides, recost_profiles
+    from hwnas.costing import rank_correlations, recost
+    from hwnas.experiment import load
+    from results.recost import recost_overrides, recost_profiles
 
     if getattr(args, "compare", None) or args.plot:
         raise ValueError("--recost re-costs one experiment's front and prints it: without --compare and --plot")
     profiles = recost_profiles(args.recost)  # an unknown profile fails before anything is read
     overrides = recost_overrides(args.sets)
-    _, front = load_front(args.uri, args.endpoint_url)
+    front = load(args.uri, endpoint_url=args.endpoint_url).front()
     if front.num_rows == 0:
         raise ValueError(f"{args.uri}: the front is empty (no completed trial): nothing to re-cost")
-    table = recost(front, profiles, overrides)
+    table = recost(front, profiles, **overrides)
     pairs = rank_correlations(table)
     sys.stdout.write(render_recost(table, pairs, args.format))
     if args.format == "csv":  # the csv holds the points; the correlations go beside it

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-from pathlib import Path
 
+from searchspace.errors import EXIT_BAD_INPUT, EXIT_NOT_SAVED, EXIT_OK  # noqa: F401 - the codes of this command
+from searchspace.errors import EXIT_NOT_COMPLETED as EXIT_TRIALS_NOT_COMPLETED
 from searchspace.schema import add_set_argument
 
 EPILOG = """\
@@ -30,7 +29,6 @@ node of a local Ray); 3 the results could not be written to the storage, at the 
 (every trial's row is in ./hwnas-unsaved/NAME-TIME) or another I/O error; 130 interrupted before any trial.
 """
 
-EXIT_OK, EXIT_TRIALS_NOT_COMPLETED, EXIT_BAD_INPUT, EXIT_NOT_SAVED = 0, 1, 2, 3
 
 
 def register(subparsers) -> None:
@@ -60,7 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--scan", choices=["grid", "adaptive"],
                    help="grid: every point of the lambda lists (default); adaptive: a coarse grid, then new lambda "
                         "points where the front has its largest gaps until scan_budget trials or scan_min_gain "
-                        "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; see README)")
+                        "(keys scan_init, scan_budget, scan_rounds, scan_batch, scan_min_gain; docs: The scan)")
     p.add_argument("--resume", metavar="NAME",
                    help="continue the interrupted experiment NAME under --storage (tune.Tuner.restore): finished "
                         "trials are kept, unfinished ones resume from their last checkpoint, errored ones rerun, an "
@@ -75,11 +73,10 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrator.experiment import RunOptions, run_prepared
-    from results.experiment_config import load_experiment_config
-    from results.experiment_record import preflight
+    """``hwnas search``: ``hwnas.search`` with the flags; the summary on stdout, the exit code from how it ended."""
+    from hwnas.errors import ResultsNotSaved
+    from hwnas.experiment import search
 
-    sets = [*args.sets, *([f"scan={args.scan}"] if getattr(args, "scan", None) else [])]  # --scan wins over --set
     resume = getattr(args, "resume", None)
     overwrite = bool(getattr(args, "overwrite", False))
     if resume and args.name and args.name != resume:
@@ -87,35 +84,18 @@ def main(args: argparse.Namespace) -> int:
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other: resume continues the experiment, "
                          "overwrite starts it anew")
-    given = args.preset or args.config or sets
-    exp = load_experiment_config(preset=args.preset, config_file=args.config, sets=sets, name=resume or args.name,
-                                 storage=args.storage, endpoint_url=args.endpoint_url)
-    if resume:  # the saved config, before Ray: an unknown name fails here and creates nothing
-        from results.experiment_config import given_keys
-        from results.experiment_record import resume_preflight
-
-        keys = given_keys(preset=args.preset, config_file=args.config, sets=sets) if given else None
-        checked = resume_preflight(resume, exp.storage, args.endpoint_url or "", exp if given else None, keys)
-    else:
-        checked = preflight(exp, overwrite=overwrite)
-    exp = checked.experiment
-    # RAY_ADDRESS is read here, at the entry point: Ray sets it for a Ray job's driver (hwnas submit)
-    options = RunOptions(address=args.address, ray_address_env=os.environ.get("RAY_ADDRESS"),
-                         verbose=bool(args.verbose), fallback_dir=str(Path.cwd() / "hwnas-unsaved"))
-    summary = run_prepared(checked, options)
-    log = logging.getLogger("hwnas.search")
-    if summary.interrupted:
-        log.warning("interrupted by %s", summary.interrupted)
-    elif not summary.unsaved:
-        log.info("finished")
+    try:
+        experiment = search(args.preset, args.config, storage=args.storage, name=resume or args.name,
+                            address=args.address, endpoint_url=args.endpoint_url, scan=getattr(args, "scan", None),
+                            resume=bool(resume), overwrite=overwrite, sets=args.sets, verbose=bool(args.verbose))
+    except ResultsNotSaved as exc:  # the summary first (it names the local copy), then the one error line
+        print(exc.experiment.summary.describe())
+        raise
+    summary = experiment.summary
     print(summary.describe())
-    if summary.unsaved:
-        print(f"hwnas search: error: the results could not be written to {summary.uri} ({summary.unsaved}); "
-              f"every trial's row is in {summary.local_copy}", file=sys.stderr)
-        return EXIT_NOT_SAVED
     if summary.interrupted and not summary.all_completed:
         print(f"hwnas search: interrupted by {summary.interrupted}; the tables hold the trials so far; continue "
-              f"with: {resume_command(exp)}", file=sys.stderr)
+              f"with: {resume_command(experiment.config() or experiment)}", file=sys.stderr)
         return EXIT_TRIALS_NOT_COMPLETED
     return EXIT_OK if summary.all_completed else EXIT_TRIALS_NOT_COMPLETED
 
