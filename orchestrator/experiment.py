@@ -157,7 +157,8 @@ def _run(checked: Preflight, options: RunOptions, interrupts: Interrupts, t0: fl
     table, front, _points, scan = tables
     return ExperimentSummary(exp.name, storage.uri_of(exp.name), table, front, time.perf_counter() - t0, scan=scan,
                              cost_stats=cost_stats, unsaved=unsaved, local_copy=local_copy,
-                             interrupted=interrupts.received)
+                             interrupted=interrupts.received,
+                             planned=None if strategy.upper_bound else strategy.trial_count())
 
 
 def fit(tuner, interrupts: Interrupts, name: str, uri: str) -> tuple[list[dict[str, Any]], str | None, bool]:

@@ -31,6 +31,9 @@ class ExperimentSummary:
         unsaved: Why the final write to the storage failed, else None.
         local_copy: Where the tables went instead when it failed, else None.
         interrupted: The signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), else None.
+        planned: Trials the scan runs in all (a grid's points x seeds; None where the scan decides as it goes,
+            as the adaptive one does): an interrupted run can stop before Tune has created every trial, and
+            those never have a row.
     """
 
     name: str
@@ -43,11 +46,21 @@ class ExperimentSummary:
     unsaved: str | None = None
     local_copy: str | None = None
     interrupted: str | None = None
+    planned: int | None = None
+
+    @property
+    def not_started(self) -> int:
+        """Planned trials without a row: the run was stopped before Tune created them (a resume runs them)."""
+        return 0 if self.planned is None else max(0, self.planned - self.trials.num_rows)
 
     @property
     def all_completed(self) -> bool:
-        """Every trial completed (what ``hwnas search`` exits 0 for)."""
-        return self.trials.num_rows > 0 and self.counts.get(COMPLETED, 0) == self.trials.num_rows
+        """Every trial completed and none is still to start (what ``hwnas search`` exits 0 for); an
+        interrupted scan that decides as it goes (adaptive) counts as unfinished."""
+        if self.interrupted and self.planned is None:
+            return False
+        return (self.trials.num_rows > 0 and self.counts.get(COMPLETED, 0) == self.trials.num_rows
+                and self.not_started == 0)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -60,7 +73,8 @@ class ExperimentSummary:
         where = self.local_copy or self.uri
         took = "" if self.seconds is None else f" in {self.seconds:.0f}s"
         lines = [f"experiment {self.name}: {self.trials.num_rows} trials ({c.get(COMPLETED, 0)} completed, "
-                 f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete){took}",
+                 f"{c.get(FAILED, 0)} failed, {c.get(INCOMPLETE, 0)} incomplete"
+                 f"{f', {self.not_started} not started' if self.not_started else ''}){took}",
                  f"  trials: {where}/{TRIALS_FILE}", f"  front ({self.front.num_rows}): {where}/{PARETO_FILE}"
                  f" (DRAM costs of the {front_network_label(self.front.to_pylist())})"]
         for r in self.front.to_pylist():  # the profile is named by the front's network label above

@@ -46,9 +46,11 @@ def cluster():
 
 
 def trial_actors(state: str = "ALIVE") -> dict[str, dict]:
-    """Tune trial actors (function trainables run in ImplicitFunc actors) in ``state``, by actor id."""
+    """Tune trial actors (function trainables run in ImplicitFunc actors, which Ray names
+    ``ImplicitFunc`` here and ``wrap_function.<locals>.ImplicitFunc`` on a fresh install: one CI run) in
+    ``state``, by actor id."""
     return {k: a for k, a in ray._private.state.actors().items()
-            if a["ActorClassName"] == "ImplicitFunc" and a["State"] == state}
+            if a["ActorClassName"].rpartition(".")[2] == "ImplicitFunc" and a["State"] == state}
 
 
 def first_checkpoint(exp_dir: Path) -> Path | None:
