@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,27 @@ def trial_logging(verbose: bool) -> None:
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def exit_on_ignored_sigterm() -> None:
+    """In a trial's worker process: a ``SystemExit`` that Python cannot raise (Ray's SIGTERM handler firing
+    inside a weakref callback or ``__del__``, when a stopped run shuts its workers down) exits the process
+    at once, quietly. Python's default would print "Exception ignored in ..." with a traceback, which Ray
+    forwards to the user's console after "interrupted", and keep the process running until Ray kills it.
+    Every other unraisable exception goes to the hook that was there."""
+    previous = sys.unraisablehook
+    if getattr(previous, "hwnas_exit_on_sigterm", False):  # a reused worker keeps its hook
+        return
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, SystemExit):
+            code = unraisable.exc_value.code
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 1)
+        previous(unraisable)
+
+    hook.hwnas_exit_on_sigterm = True
+    sys.unraisablehook = hook
 
 
 def record_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,6 +209,7 @@ def trial_threads_from_ray() -> int:
 
 def search_trainable(config: dict[str, Any], options: TrialOptions = TrialOptions()) -> None:
     trial_logging(options.verbose)
+    exit_on_ignored_sigterm()
     search_config = SearchConfig.from_dict(config)
     threads = trial_threads_from_ray()
     from cost_models import derived_network_cost, search_cost_table

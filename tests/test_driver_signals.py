@@ -207,3 +207,33 @@ def test_case3_no_intact_checkpoint_starts_afresh_and_names_the_file(tmp_path, m
     (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert str(trial / "checkpoint_000002" / "search.ckpt") in line and "starts afresh" in line
     assert "nor 2 earlier ones" in line
+
+
+# ---------------------------------------------------------------------------------------------- case 9
+@pytest.mark.parametrize("hooked, code", [(True, 7), (False, 0)])
+def test_a_sigterm_exit_python_cannot_raise_ends_the_trial_process_quietly(tmp_path, hooked, code):
+    """Ray's SIGTERM handler raises SystemExit; landing in a weakref callback (as it did when a stopped run
+    shut a trial's worker down), Python ignores it with a traceback that Ray forwards to the console. A
+    trial's worker (``exit_on_ignored_sigterm``) exits at once instead, and says nothing."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys\n"
+        f"if {hooked}:\n"
+        "    from orchestrator.trainable import exit_on_ignored_sigterm\n"
+        "    exit_on_ignored_sigterm(); exit_on_ignored_sigterm()  # twice: a reused worker\n"
+        "class Dying:\n"
+        "    def __del__(self):\n"
+        "        raise SystemExit(7)\n"
+        "Dying()\n"
+        "print('still running')\n")
+    ROOT = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == code, done.stderr
+    if hooked:
+        assert done.stdout == "" and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    else:  # what Python does without the hook: the traceback, and the process goes on
+        assert "Exception ignored" in done.stderr and done.stdout == "still running\n"
