@@ -5,7 +5,7 @@ accuracy / DRAM-cost Pareto front as pyarrow tables (Parquet, local or on S3):
 
     import hwnas
 
-    exp = hwnas.search("fashion", lambda_time=[0, 0.5, 2, 8])    # a Ray Tune experiment
+    exp = hwnas.search("fashion", seeds=[0, 1])    # a Ray Tune experiment
     df = exp.front().to_pandas()                                 # the Pareto front
     point = hwnas.pick(exp, "knee")                              # one point of it
     hwnas.recost(exp, ["eyeriss", "h100"])                       # the front on other processors
