@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 from cost_models.profile import CostQueryError as ModelCostQueryError
 from results.claim import ExperimentInUse
@@ -39,10 +39,6 @@ from results.picking import PickError
 from results.storage import StorageError, StorageWriteError
 from searchspace.errors import EXIT_BAD_INPUT, HwnasError, InputError, NotFoundError, SaveError
 from searchspace.schema import ConfigError
-
-if TYPE_CHECKING:
-    from .api import Experiment, Exported
-
 
 class CostQueryError(ModelCostQueryError, InputError):
     """A cost query that cannot be answered: an unknown profile or operator, an impossible shape or stride
@@ -63,10 +59,11 @@ class ResultsNotSaved(SaveError):
     store is back, or resume the experiment.
 
     Attributes:
-        experiment: The run's results, read from the local copy's tables (``.summary`` says why).
+        experiment: The run's results, read from the local copy's tables (``.summary`` says why): an
+            ``hwnas.Experiment`` (typed ``Any`` here: this module is below the one that defines it).
     """
 
-    def __init__(self, message: str, experiment: Experiment) -> None:
+    def __init__(self, message: str, experiment: Any) -> None:
         super().__init__(message)
         self.experiment = experiment
 
@@ -76,10 +73,11 @@ class ExportCheckError(InputError):
     kept for inspection.
 
     Attributes:
-        result: What the check measured (``max_abs_diff``, ``argmax_agreement``, ``images``, ...).
+        result: What the check measured (``max_abs_diff``, ``argmax_agreement``, ``images``, ...): an
+            ``hwnas.Exported`` (typed ``Any`` here, as ``ResultsNotSaved.experiment``).
     """
 
-    def __init__(self, message: str, result: Exported) -> None:
+    def __init__(self, message: str, result: Any) -> None:
         super().__init__(message)
         self.result = result
 
