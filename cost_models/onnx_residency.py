@@ -49,7 +49,8 @@ def resident_terms(profile: Profile, order: list[Region], size_of: Callable[[str
             if t in parts:
                 out.extend(expand(parts[t]))
             else:
-                sizes.setdefault(t, size_of(t))
+                if t not in sizes:  # (setdefault would call size_of for the pseudo-tensors too)
+                    sizes[t] = size_of(t)
                 out.append(t)
         return tuple(out)
 

@@ -158,3 +158,26 @@ def test_resident_three_block_cnn_moves_input_weights_and_output_once(tmp_path):
     rt = onnx_cost(path, profile_variant(tmp_path, "mobile-npu", "npu-rt", between_kernels="round-trip"), 1)
     assert rt.dram_bytes > got.dram_bytes and rt.dram_latencies == got.dram_latencies
     assert all(r["onchip_bytes"] == 0 for r in rt.rows)
+
+
+# DARTS-V2's cells: in the reduction cell nodes 3 and 5 are the same sum (skip of node 2 + max_pool of input
+# 1), which the exporter's CSE makes one tensor, so the cell's concat holds a part twice and copies it
+DARTS_NORMAL = [["sep_conv_3x3", 0, 2], ["sep_conv_3x3", 1, 2], ["sep_conv_3x3", 0, 3], ["sep_conv_3x3", 1, 3],
+                ["sep_conv_3x3", 1, 4], ["skip_connect", 0, 4], ["skip_connect", 0, 5], ["dil_conv_3x3", 2, 5]]
+DARTS_REDUCE = [["max_pool_3x3", 0, 2], ["max_pool_3x3", 1, 2], ["skip_connect", 2, 3], ["max_pool_3x3", 1, 3],
+                ["max_pool_3x3", 0, 4], ["skip_connect", 2, 4], ["skip_connect", 2, 5], ["max_pool_3x3", 1, 5]]
+DARTS = Genotype.from_dict({"cells": [{"reduction": r, "edges": DARTS_REDUCE if r else DARTS_NORMAL}
+                                      for r in (False, True, True)]})
+
+
+@pytest.mark.parametrize("profile", [p.name for p in list_profiles() if p.between_kernels == "resident"])
+def test_a_concat_that_copies_a_shared_part_costs_as_the_network_when_resident(tmp_path, profile):
+    """The copied parts are a tensor of the schedule's own (``#copies``) that the next cell reads: costing it
+    used to look that name up in the graph's shapes (KeyError on every resident profile)."""
+    net = Network(derived_edge_spec(DARTS, 4), NetworkSpec(layers=3, channels=4, nodes=4, in_channels=1,
+                                                           image_size=16, num_classes=10)).eval()
+    path = tmp_path / "darts.onnx"
+    export_onnx(net, torch.randn(2, 1, 16, 16), path)
+    got = onnx_cost(path, profile, 1)
+    want = config_network_cost(DARTS, CONFIG.replace(profile=profile, cost_batch=1))
+    assert got.dram_bytes == want.dram_bytes == got.compulsory_bytes  # everything fits: input, weights, output
