@@ -5,7 +5,7 @@
       [--zigzag] [--breakdown] [--keep DIR]
 
 Stream (PyPI ``stream-dse`` 2.1.1, KU Leuven's layer-fused scheduler on ZigZag) needs Python >= 3.12, so it
-is not a dependency of hwnas: it lives in its own venv (README "Cross-check with Stream") and this script,
+is not a dependency of hwnas: it lives in its own venv (docs/benchmarks.md, "Stream cross-check") and this script,
 under hwnas's 3.11 venv, runs ``benchmarks/stream/stream_driver.py`` in it, one subprocess per schedule,
 exchanging ONNX files and JSON. Without it the script says so in one line and exits 2. Not a test.
 
@@ -97,7 +97,7 @@ a Slice as its Conv's offset; tensors are retyped int8/int16 (Stream sizes a ten
    eyeriss, hwnas 374,472 B (intermediates spilled) vs Stream 153,288 B.
 8. Stream's allocation chooses tile reuse for latency, so where layers must be tiled (eyeriss) its bytes follow
    the core cycle costs: ``--zigzag`` (ZigZag-costed layers) moves 2-51 % more than the default ideal-cycle
-   costs on eyeriss, the same on mobile-npu (README "Cross-check with Stream").
+   costs on eyeriss, the same on mobile-npu (docs/benchmarks.md, "Stream cross-check").
 
 Targets: the round-trip rule within 2 % of Stream per-layer (also shown against the completed per-layer
 figure); the residency rule between Stream fused and Stream per-layer, and within 25 % of Stream fused where
@@ -679,7 +679,7 @@ def main() -> int:
         parser.error(f"unknown network/accelerator {', '.join(bad)}")
     why = stream_available(args.stream_python)
     if why:
-        print(f"Stream is not available ({why}); set it up as README 'Cross-check with Stream' says "
+        print(f"Stream is not available ({why}); set it up as docs/benchmarks.md 'Stream cross-check' says "
               f"(python3.12 -m venv /work/stream-venv && /work/stream-venv/bin/pip install stream-dse==2.1.1 six)")
         return 2
     if RULE_FIELD is None:

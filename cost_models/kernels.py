@@ -262,8 +262,8 @@ def _supernet_reads(net: _TableNetwork) -> tuple[list[list[Term]] | None, Term]:
 
 def _sampled_reads(net: _TableNetwork, samples: int = SAMPLES) -> tuple[list[list[Term]], Term]:
     """Where tensors spill, what spills depends on the wiring and the working sets of the whole network,
-    which no per-edge table can follow (a least-squares table misses by up to 25 %: README "DRAM cost
-    model"). The table then takes expectations over ``samples`` random derived wirings (two distinct
+    which no per-edge table can follow (a least-squares table misses by up to 25 %: docs/benchmarks.md
+    "Table fidelity"). The table then takes expectations over ``samples`` random derived wirings (two distinct
     inputs per node, uniform candidates; fixed seed): an edge's source read is its mean over the samples
     holding that edge, the fixed terms their mean, so the table is unbiased for a random genotype."""
     rng = random.Random(0)

@@ -83,7 +83,7 @@ class SearchConfig:
                              "val split", choices=("same", "split"))
     arch_step: str = setting("auto", "how alpha and the weights learn from one batch: \"joint\" = one forward and "
                              "backward gives both gradients, each set stepped by its own optimiser (claim 6: both "
-                             "optimised on the same training data; one pass instead of two, README \"Speed\"); "
+                             "optimised on the same training data; one pass instead of two, docs/benchmarks.md \"Speed\"); "
                              "\"alternate\" = alpha stepped first, then the weights under the new alpha (DARTS's "
                              "first-order order, two passes per batch); \"auto\" = joint with arch_data=same, "
                              "alternate with split", choices=("auto", "joint", "alternate"))
@@ -179,12 +179,12 @@ class SearchConfig:
     fast: bool = setting(True, "speed-ups that keep the maths: one ReLU per edge input shared by its candidates")
     compile: str = setting("auto", "torch.compile of the search step's forward and backward (one compile per stage): "
                            "auto = on CUDA only (on CPU a stage's compile outlasts the fashion preset's whole "
-                           "stage, README \"Speed\"), on, off; falls back to eager with a warning where it "
+                           "stage, docs/benchmarks.md \"Speed\"), on, off; falls back to eager with a warning where it "
                            "cannot compile", choices=("auto", "on", "off"))
     channels_last: str = setting("auto", "memory format of the networks (weights and activations): auto = "
                                  "channels_last on CPU (its depthwise convs and pools are vectorised over "
-                                 "channels: -21 % / -30 % per stage-1 / stage-2 step at the fashion preset, README "
-                                 "\"Speed\"), NCHW on CUDA (not measured there yet); on; off",
+                                 "channels: -21 % / -30 % per stage-1 / stage-2 step at the fashion preset, "
+                                 "docs/benchmarks.md \"Speed\"), NCHW on CUDA (not measured there yet); on; off",
                                  choices=("auto", "on", "off"))
     val_every: int = setting(0, "supernet val accuracy (BN statistics re-estimated first: as long as a few "
                              "search steps) every N epochs of a stage; 0 = on a stage's last epoch only, which is "
@@ -293,7 +293,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Alphas: a stage has 3 x 20 architecture steps; at arch_lr 3e-3 they cannot travel past 0.18 and stage 1
     # ended with its entropy at 1.385 of ln 4 = 1.386; arch_travel 2 lets them commit where the gradient is
     # consistent (stage-1 entropy ~1.0 at lambda 8), not so far that the smallest lambda already saturates
-    # (benchmarks/alpha_motion.py, README "Alphas that move").
+    # (benchmarks/alpha_motion.py, docs/benchmarks.md "Alpha motion").
     "fashion": dict(dataset="fashion", train_size=1000, val_size=500, test_size=0, batch_size=50,
                     layers=3, channels=6, max_epochs=4, patience=2, warmup_epochs=1, eval_epochs=3, eval_lr=0.1,
                     eval_train_size=2000, eval_seeds=2, deploy_layers=20, deploy_channels=36, arch_travel=2.0),

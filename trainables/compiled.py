@@ -50,7 +50,7 @@ def compile_wanted(choice: str, device: torch.device) -> bool:
     """``config.compile`` on ``device``: on, off, or auto = on where it was measured to win.
 
     auto: CUDA yes (the step is host-bound: hundreds of small kernels per step); CPU no: on the fashion
-    preset's trial sizes a stage's compile costs more than it saves (README, "Speed": numbers).
+    preset's trial sizes a stage's compile costs more than it saves (docs/benchmarks.md, "Speed": numbers).
     """
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"compile {choice!r}: expected one of {', '.join(COMPILE_CHOICES)}")

@@ -47,7 +47,7 @@ def search_device(config: SearchConfig) -> torch.device:
 
 def memory_format(config: SearchConfig, device: torch.device) -> torch.memory_format:
     """``config.channels_last`` on ``device``: channels_last (on; auto on CPU, where mkldnn's depthwise
-    convs and pools vectorise over channels, README "Speed") or NCHW (off; auto on CUDA, not measured)."""
+    convs and pools vectorise over channels, docs/benchmarks.md "Speed") or NCHW (off; auto on CUDA, not measured)."""
     on = config.channels_last == "on" or (config.channels_last == "auto" and device.type == "cpu")
     return torch.channels_last if on else torch.contiguous_format
 

@@ -24,7 +24,7 @@ What this file adds to Stream (through Stream's public extension points, no Stre
   fusion groups, the tiling and the allocation's reuse choices; the last are made for latency, so they can
   follow the cycle costs: identical bytes on the 1 MiB mobile-npu core (all four networks, every schedule),
   2-51 % more with ZigZag on the 108 KB eyeriss core, where layers must be tiled (stream_crosscheck.py
-  ``--zigzag``; README "Cross-check with Stream").
+  ``--zigzag``; docs/benchmarks.md "Stream cross-check").
 
 Output {"results": [...]}, per model: the off-chip core's rows of ``group_memory_accesses`` (Stream's
 ``CoreMemoryAccesses.to_ir``): per tensor, ``read`` / ``write`` counts in port-width words of the off-chip
