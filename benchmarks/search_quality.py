@@ -34,7 +34,7 @@ import numpy as np
 from cost_models import derived_network_cost, search_cost_table
 from searchspace.config import SearchConfig, parse_set, preset
 import searchspace.genotype
-from searchspace.genotype import CellGenotype, Genotype
+from searchspace.genotype import Genotype
 from searchspace.layout import reduction_cells
 from searchspace.ops import CANDIDATES
 from trainables import load_datasets, run_search, train_target

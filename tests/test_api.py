@@ -2,7 +2,6 @@
 experiment read back, picking, costing and re-costing, and a search refused before Ray starts. Seconds."""
 from __future__ import annotations
 
-import json
 
 import pyarrow.parquet as pq
 import pytest
