@@ -4,8 +4,8 @@ Two ``hwnas search`` runs with the same name and storage must never both write t
 replace the other's tables and leave two Tune states). So the folder is *claimed* atomically before
 anything else is written there, and the claim is held until the driver ends:
 
-* local folder: ``claim.json`` is created with ``O_CREAT | O_EXCL`` (a new run) and stays ``flock``-ed
-  by the driver for as long as it runs. The kernel drops the lock when the process ends, however it ends
+* local folder: ``claim.json`` is created exclusively (a new run: written and locked under a private name,
+  then hard-linked into place, so it is never seen empty) and stays ``flock``-ed by the driver for as long as it runs. The kernel drops the lock when the process ends, however it ends
   (SIGKILL included), so a free lock means the claim is stale;
 * S3: ``claim.json`` is put with ``If-None-Match: *`` (two writers cannot both create it); the driver
   renews it every ``RENEW_S`` seconds with ``If-Match`` on its own ETag. A claim is stale when its driver
@@ -150,15 +150,40 @@ class Claim:
                 raise in_use(name, folder, claim.current() or Holder())
             claim._etag = etag
         else:
-            os.makedirs(folder.root, exist_ok=True)
-            path = folder.path(CLAIM_FILE)
+            claim._create_local()
+        claim._start_renewing()
+        return claim
+
+    def _create_local(self) -> None:
+        """Exclusive create whose file is whole and locked the moment its name appears: the holder is
+        written to a private file, locked, then hard-linked to ``claim.json`` (``link`` fails if the name
+        exists). A plain ``O_EXCL`` create left an empty file for an instant, and a loser reading it then
+        named "? on host ?" as the winner. Where hard links are refused, that plain create is the fallback."""
+        os.makedirs(self.folder.root, exist_ok=True)
+        path = self.folder.path(CLAIM_FILE)
+        private = f"{path}.{os.getpid()}.{threading.get_ident()}.new"
+        fd = os.open(private, os.O_CREAT | os.O_TRUNC | os.O_RDWR, 0o644)
+        try:
+            self._lock_and_write(fd)
+            os.link(private, path)
+        except FileExistsError:
+            self._close()
+            raise in_use(self.name, self.folder, self.current() or Holder()) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                self._close()
+                raise
+            self._close()  # no hard links here: the exclusive create alone
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
             except FileExistsError:
-                raise in_use(name, folder, claim.current() or Holder()) from None
-            claim._lock_and_write(fd)
-        claim._start_renewing()
-        return claim
+                raise in_use(self.name, self.folder, self.current() or Holder()) from None
+            self._lock_and_write(fd)
+        finally:
+            try:
+                os.unlink(private)
+            except FileNotFoundError:
+                pass
 
     @classmethod
     def take(cls, folder: Storage, name: str, command: str = "resume") -> "Claim":

@@ -124,11 +124,11 @@ def test_local_claims_created_at_once_have_one_winner(tmp_path):
     won, lost = [], []
 
     def attempt():
-        barrier.wait()
+        barrier.wait(60)
         try:
             won.append(Claim.create(storage.child("y"), "y"))
-        except ExperimentInUse:
-            lost.append(1)
+        except ExperimentInUse as exc:
+            lost.append(str(exc))
 
     threads = [threading.Thread(target=attempt) for _ in range(6)]
     for t in threads:
@@ -136,7 +136,47 @@ def test_local_claims_created_at_once_have_one_winner(tmp_path):
     for t in threads:
         t.join(30)
     assert len(won) == 1 and len(lost) == 5
+    # every loser names the winner: the claim is never seen half-made (an empty file read as "? on host ?")
+    for message in lost:
+        assert won[0].holder.describe() in message, message
+    assert sorted(p.name for p in (tmp_path / "y").iterdir()) == [CLAIM_FILE]  # no private file left behind
     won[0].release()
+
+
+def _claim_at_once(root: str, barrier, results) -> None:
+    """One process of the race below: claim ``<root>/y`` when all are ready, say what happened."""
+    storage = Storage.from_uri(root)
+    barrier.wait(60)
+    try:
+        claim = Claim.create(storage.child("y"), "y")
+    except ExperimentInUse as exc:
+        results.put(("lost", str(exc)))
+        barrier.wait(60)
+        return
+    results.put(("won", claim.holder.describe()))
+    barrier.wait(60)  # the winner holds the claim until every loser has read it
+    claim.release()
+
+
+def test_processes_racing_for_a_claim_never_see_it_half_made(tmp_path):
+    """Four processes (truly parallel, unlike threads) claim one folder at once, ten times: one wins, and
+    every loser's error names the winner. An exclusive create followed by a write left an empty claim for
+    an instant; losers reading it then named "started ? on host ?" (CI saw it; 25 of 90 losers here)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(10):
+        root = tmp_path / str(round_)
+        losers = 3
+        barrier, results = ctx.Barrier(losers + 1), ctx.Queue()
+        procs = [ctx.Process(target=_claim_at_once, args=(str(root), barrier, results)) for _ in range(losers + 1)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(60)
+        (winner,) = [m for kind, m in outcomes if kind == "won"]
+        assert [m for kind, m in outcomes if kind == "lost" and winner not in m] == [], (winner, outcomes)
 
 
 def test_resume_and_overwrite_take_over_a_stale_claim(tmp_path, caplog):
