@@ -157,19 +157,25 @@ def test_case3_a_corrupt_checkpoint_resumes_from_the_earlier_one(tmp_path):
     finally:
         if driver.poll() is None:
             driver.kill()
-    bad = pointed_checkpoint(exp_dir)
-    earlier = sorted(p for p in bad.parent.parent.glob("checkpoint_*") if p.name < bad.parent.name)
-    assert earlier, "Tune kept no earlier checkpoint"
-    bad.write_bytes(b"garbage\n")
+    pointed = pointed_checkpoint(exp_dir)
+    kept = sorted(pointed.parent.parent.glob("checkpoint_*"))
+    assert kept[0] < pointed.parent, "Tune kept no earlier checkpoint"
+    # every checkpoint but the oldest kept is damaged, the one Tune's state names among them: whichever of
+    # them Tune hands back (a trial stopped mid-report can leave one on disk that the state does not name
+    # yet), the trial must refuse it and resume from the oldest
+    bad = [ckpt / "search.ckpt" for ckpt in kept[1:]]
+    for path in bad:
+        path.write_bytes(b"garbage\n")
+    intact = kept[0] / "search.ckpt"
 
     log2 = tmp_path / "b.out"
     rc = finish(start_driver(tmp_path, log2, "--storage", str(tmp_path / "res"), "--resume", "ck"))
     out = log2.read_text()
     assert rc == 0, out[-3000:]
     warnings = [ln for ln in lines_of(log2) if "search.ckpt" in ln and "WARNING" in ln]
-    assert len(warnings) == 1, out[-3000:]
-    assert f"checkpoint {bad} is unreadable" in warnings[0]
-    assert f"resumes from the earlier checkpoint {earlier[-1] / 'search.ckpt'}" in warnings[0]
+    assert len(warnings) == 1, (bad, out[-3000:])
+    assert any(f"checkpoint {path} is unreadable" in warnings[0] for path in bad), (bad, warnings[0])
+    assert f"resumes from the earlier checkpoint {intact}" in warnings[0]
     assert "weights_only" not in out and "/tmp/hwnas-trial" not in out and "Traceback" not in out
     (row,) = pq.read_table(exp_dir / "trials.parquet").to_pylist()
     assert row["status"] == "completed"
